@@ -1,0 +1,239 @@
+//! The shared state every request sees (`App`), built once from the validated [`Config`],
+//! and `run`, which starts the pingora server with it.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::providers::jwks::JwksCache;
+use crate::providers::Registry;
+use crate::proxy::decide::Routes;
+use crate::proxy::headers::StripRules;
+use crate::session::{self, CookieNames, PendingStore, SessionStore};
+
+/// The clock, injectable for tests.
+pub trait Clock: Send + Sync {
+    /// Unix seconds.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("could not set up connection {0}")]
+    Provider(String),
+    #[error("upstream {0} does not resolve to an address")]
+    Upstream(String),
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    pub config: Arc<Config>,
+    pub registry: ArcSwap<Registry>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub pending: PendingStore,
+    pub cookie_names: CookieNames,
+    pub routes: Routes,
+    pub strip: StripRules,
+    pub http: reqwest::Client,
+    pub jwks: Arc<JwksCache>,
+    /// `public_url` is https: cookies get `Secure` and `__Host-`.
+    pub secure: bool,
+    /// Upstream address, resolved at start.
+    pub upstream_addr: SocketAddr,
+    /// Users seen logging in (until the admin plane's store exists; lost on restart).
+    pub seen_users: Mutex<HashSet<String>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sso-proxy/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| StartError::HttpClient(e.to_string()))?;
+        let jwks = Arc::new(JwksCache::new(http.clone()));
+        let registry = Registry::build(&config.providers, &config.public_url, &http, &jwks)
+            .map_err(|e| StartError::Provider(e.to_string()))?;
+        let secure = config.public_url.scheme() == "https";
+        let upstream_addr = resolve(&config.upstream)?;
+        Ok(App {
+            sessions: session::build_store(&config.session, secure),
+            pending: session::build_pending(&config.session, secure),
+            cookie_names: session::cookie_names(&config.session, secure),
+            routes: Routes {
+                skip_auth: config.skip_auth.clone(),
+                api_routes: config.api_routes.clone(),
+            },
+            strip: StripRules::new(&config.headers, &[]),
+            registry: ArcSwap::from_pointee(registry),
+            http,
+            jwks,
+            secure,
+            upstream_addr,
+            seen_users: Mutex::new(HashSet::new()),
+            clock,
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Ready when every active connection has its endpoints.
+    pub fn not_ready(&self) -> Vec<String> {
+        self.registry
+            .load()
+            .active()
+            .into_iter()
+            .filter(|p| !p.is_ready())
+            .map(|p| p.id().to_owned())
+            .collect()
+    }
+
+    /// Run discovery for every connection still missing its metadata, retrying with backoff
+    /// until all are ready. Runs in the background for the life of the process.
+    pub async fn discover_until_ready(self: Arc<Self>) {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let registry = self.registry.load_full();
+            let mut pending = 0;
+            for p in registry.all().filter(|p| !p.is_ready()) {
+                if let Err(e) = p.discover().await {
+                    pending += 1;
+                    tracing::warn!(provider = %p.id(), error = %e, "discovery failed; will retry");
+                } else {
+                    tracing::info!(provider = %p.id(), "connection ready");
+                }
+            }
+            if pending == 0 {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Remember a user as known; returns whether they were known before.
+    pub fn remember_user(&self, user_key: &str) -> bool {
+        match self.seen_users.lock() {
+            Ok(mut set) => !set.insert(user_key.to_owned()),
+            Err(poisoned) => !poisoned.into_inner().insert(user_key.to_owned()),
+        }
+    }
+
+    pub fn is_known_user(&self, user_key: &str, email: Option<&str>) -> bool {
+        let listed = email.is_some_and(|e| {
+            self.config
+                .directory
+                .known_users
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(e))
+        });
+        let seen = match self.seen_users.lock() {
+            Ok(set) => set.contains(user_key),
+            Err(poisoned) => poisoned.into_inner().contains(user_key),
+        };
+        listed || seen
+    }
+}
+
+fn resolve(url: &url::Url) -> Result<SocketAddr, StartError> {
+    use std::net::ToSocketAddrs;
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| StartError::Upstream(url.to_string()))
+}
+
+/// Start the server and serve until SIGTERM/SIGINT. Discovery runs in the background; the
+/// listener answers at once (`/_sso/readyz` tells when the connections are usable).
+pub fn run(config: Config) -> Result<(), RunError> {
+    use pingora::server::configuration::ServerConf;
+    use pingora::server::Server;
+
+    let listen = config.listen.to_string();
+    let tls = config.tls.clone();
+    let mut conf = ServerConf::default();
+    conf.threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    conf.grace_period_seconds = Some(1);
+    conf.graceful_shutdown_timeout_seconds = Some(10);
+    conf.ca_file = config
+        .upstream_ca_file
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
+    spawn_background(app.clone())?;
+
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut service =
+        pingora::proxy::http_proxy_service(&server.configuration, crate::proxy::SsoProxy::new(app));
+    match &tls {
+        Some(t) => service
+            .add_tls(
+                &listen,
+                &t.cert_file.to_string_lossy(),
+                &t.key_file.to_string_lossy(),
+            )
+            .map_err(|e| RunError::Tls(e.to_string()))?,
+        None => service.add_tcp(&listen),
+    }
+    server.add_service(service);
+    tracing::info!(%listen, tls = tls.is_some(), "sso-proxy listening");
+    server.run_forever()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+    #[error("could not start the background runtime: {0}")]
+    Runtime(String),
+}
+
+/// A small runtime of its own for discovery and other background work, alive for the life of
+/// the process (connections it pooled stay usable).
+fn spawn_background(app: Arc<App>) -> Result<(), RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Runtime(e.to_string()))?;
+    std::thread::Builder::new()
+        .name("sso-background".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                app.discover_until_ready().await;
+                std::future::pending::<()>().await;
+            })
+        })
+        .map_err(|e| RunError::Runtime(e.to_string()))?;
+    Ok(())
+}

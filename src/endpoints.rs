@@ -1,0 +1,139 @@
+//! Our own routes (DESIGN section 4): the login chooser, the OIDC callback, logout, userinfo,
+//! forward-auth and health. Each handler takes a [`Request`] and returns a [`Response`]; the
+//! proxy writes it.
+
+pub mod callback;
+pub mod forward_auth;
+pub mod health;
+pub mod login;
+pub mod logout;
+pub mod pages;
+pub mod redirect;
+pub mod userinfo;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{HeaderMap, Method};
+
+use crate::app::App;
+use crate::error::Error;
+use crate::proxy::decide::OwnRoute;
+use crate::session::{LoadedSession, RequestCookies};
+
+/// A request to one of our endpoints.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    /// Normalised path.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub cookies: &'a RequestCookies,
+    pub session: Option<&'a LoadedSession>,
+    /// Form body of a POST (bounded by the proxy).
+    pub body: Bytes,
+    pub request_id: &'a str,
+}
+
+impl Request<'_> {
+    /// The first value of a query parameter.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let q = self.query?;
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn form_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(&self.body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A response from one of our endpoints.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        Response {
+            status,
+            headers: vec![
+                (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            body: body.into(),
+        }
+    }
+
+    pub fn html(status: u16, body: String) -> Self {
+        let mut r = Response::new(status, "text/html; charset=utf-8", body);
+        r.headers.push((
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        ));
+        r.headers.push((
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ));
+        r
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Response::new(status, "application/json", value.to_string())
+    }
+
+    pub fn text(status: u16, body: &'static str) -> Self {
+        Response::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// A redirect; `location` must already be safe.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        let mut r = Response::new(status, "text/plain; charset=utf-8", Bytes::new());
+        match HeaderValue::from_str(location) {
+            Ok(v) => r.headers.push((LOCATION, v)),
+            Err(_) => r.headers.push((LOCATION, HeaderValue::from_static("/"))),
+        }
+        r
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Add `Set-Cookie` values; a value that is not a valid header is dropped and logged.
+    pub fn with_cookies<I: IntoIterator<Item = String>>(mut self, cookies: I) -> Self {
+        for c in cookies {
+            match HeaderValue::try_from(c) {
+                Ok(v) => self.headers.push((SET_COOKIE, v)),
+                Err(_) => tracing::warn!("dropped a Set-Cookie value that is not a valid header"),
+            }
+        }
+        self
+    }
+}
+
+/// Answer one of our routes. Errors become their page here, so the proxy only writes.
+pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
+    let result = match route {
+        OwnRoute::Callback(id) => callback::handle(app, &id, req).await,
+        OwnRoute::Login => login::handle(app, req).await,
+        OwnRoute::Logout => logout::handle(app, req).await,
+        OwnRoute::UserInfo => Ok(userinfo::handle(app, req)),
+        OwnRoute::ForwardAuth => Ok(forward_auth::handle(app, req)),
+        OwnRoute::Healthz => Ok(health::healthz()),
+        OwnRoute::Readyz => Ok(health::readyz(app)),
+        OwnRoute::Jwks => Ok(Response::json(200, &serde_json::json!({"keys": []}))),
+        OwnRoute::SamlMetadata(_) | OwnRoute::NotFound => Err(Error::NotFound),
+    };
+    result.unwrap_or_else(|e| crate::error::to_response(&e, req, app))
+}

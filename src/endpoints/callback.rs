@@ -1,0 +1,87 @@
+//! `GET /callback_<id>`: the OIDC authorization response. Every failure gets an error page and
+//! creates no session; success creates a new session and redirects to the saved target.
+
+use http::Method;
+
+use super::{Request, Response};
+use crate::app::App;
+use crate::error::Error;
+use crate::identity::{admit, Admission};
+use crate::providers::oidc::{LoginResult, OidcError, OidcProvider};
+use crate::session::Session;
+
+pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, Error> {
+    if req.method != Method::GET {
+        return Err(Error::MethodNotAllowed);
+    }
+    let registry = app.registry.load_full();
+    let provider = registry
+        .get(id)
+        .filter(|p| p.config.active)
+        .ok_or_else(|| Error::UnknownConnection(id.to_owned()))?;
+    let state = req.query_param("state");
+    if let Some(error) = req.query_param("error") {
+        // Consume the pending login so the same state can never be used again.
+        if let Some(state) = &state {
+            let _ = app.pending.take(state, req.cookies, app.now());
+        }
+        let description = req.query_param("error_description");
+        tracing::info!(provider = %id, %error, "the identity provider returned an error");
+        return Err(OidcError::IdpError { error, description }.into());
+    }
+    let state = state.ok_or_else(|| Error::BadRequest("the callback has no state".into()))?;
+    let (pending, clear_pending) = app.pending.take(&state, req.cookies, app.now())?;
+    if pending.provider != id {
+        return Err(Error::BadRequest(
+            "the login was started at another connection".into(),
+        ));
+    }
+    let clear = vec![clear_pending];
+    if let Some(iss) = req.query_param("iss") {
+        provider.check_response_issuer(&iss)?;
+    }
+    let code = req
+        .query_param("code")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::BadRequest("the callback has no code".into()))?;
+    let result = provider.complete(&code, &pending, app.now()).await?;
+    admit_user(app, provider, &result)?;
+    let cookies = create_session(app, provider, result)?;
+    tracing::info!(provider = %id, request_id = %req.request_id, "login complete");
+    Ok(Response::redirect(302, &pending.return_to).with_cookies(clear.into_iter().chain(cookies)))
+}
+
+fn admit_user(app: &App, provider: &OidcProvider, result: &LoginResult) -> Result<(), Error> {
+    let c = &provider.config;
+    let key = format!("{}/{}", c.id, result.identity.user);
+    let known = app.is_known_user(&key, result.identity.email.as_deref());
+    let rules = Admission {
+        email_verification: c.email_verification,
+        create_new_users: c.create_new_users,
+        groups: &c.groups,
+        known_groups: &app.config.directory.groups,
+        hosted_domain: &c.hosted_domain,
+    };
+    admit(&result.identity, &result.claims, &rules, known).map_err(OidcError::Refused)?;
+    app.remember_user(&key);
+    Ok(())
+}
+
+/// Create the session. Tokens are kept only when something uses them (IdP logout, the
+/// `Authorization`/access-token headers), which keeps sessions small.
+fn create_session(
+    app: &App,
+    provider: &OidcProvider,
+    result: LoginResult,
+) -> Result<Vec<String>, Error> {
+    let now = app.now();
+    let headers = &app.config.headers;
+    let mut session = Session::new(result.identity, now, app.config.session.max_lifetime);
+    if provider.config.idp_logout || headers.pass_authorization {
+        session.id_token = result.id_token;
+    }
+    if headers.pass_access_token {
+        session.access_token = result.access_token;
+    }
+    Ok(app.sessions.create(session, now)?)
+}

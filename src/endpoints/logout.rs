@@ -1,0 +1,104 @@
+//! `GET /_sso/logout` shows a sign-out button; `POST /_sso/logout` ends the session (server
+//! side too) when it carries the form's CSRF token or comes from our own origin, then goes to
+//! `rd` or, with `idp_logout`, to the IdP's end-session endpoint.
+
+use base64::Engine as _;
+use http::Method;
+use sha2::{Digest, Sha256};
+
+use super::pages;
+use super::redirect::safe_target;
+use super::{Request, Response};
+use crate::app::App;
+use crate::error::Error;
+use crate::providers::id_token::constant_time_eq;
+use crate::session::Session;
+
+pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
+    let config = &app.config;
+    match *req.method {
+        Method::GET | Method::HEAD => {
+            let rd = req.query_param("rd");
+            let token = req
+                .session
+                .map(|s| csrf_token(app, &s.session))
+                .unwrap_or_default();
+            Ok(Response::html(
+                200,
+                pages::logout_form(&token, rd.as_deref()),
+            ))
+        }
+        Method::POST => {
+            let session = req.session.map(|s| s.session.clone());
+            if let Some(s) = &session {
+                if !same_origin(app, req)
+                    && !token_matches(app, s, req.form_param("csrf").as_deref())
+                {
+                    return Err(Error::Forbidden(
+                        "the sign-out request did not come from this site".into(),
+                    ));
+                }
+            }
+            let rd_raw = req.form_param("rd").or_else(|| req.query_param("rd"));
+            let rd = safe_target(
+                rd_raw.as_deref(),
+                &config.public_url,
+                &config.allowed_redirect_hosts,
+            );
+            let cookies = app.sessions.destroy(req.cookies);
+            let location = session
+                .as_deref()
+                .and_then(|s| idp_logout_url(app, s, &rd))
+                .unwrap_or(rd);
+            if let Some(s) = &session {
+                tracing::info!(user = %s.identity.user, provider = %s.identity.provider, "logged out");
+            }
+            Ok(Response::redirect(303, &location).with_cookies(cookies))
+        }
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// A token bound to this session and our secret; stateless, so it works with both stores.
+pub fn csrf_token(app: &App, session: &Session) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sso-proxy logout csrf\0");
+    h.update(app.config.session.secret.expose());
+    h.update(session.identity.provider.as_bytes());
+    h.update(b"\0");
+    h.update(session.identity.user.as_bytes());
+    h.update(session.created_at.to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+fn token_matches(app: &App, session: &Session, given: Option<&str>) -> bool {
+    given.is_some_and(|g| constant_time_eq(g.as_bytes(), csrf_token(app, session).as_bytes()))
+}
+
+fn same_origin(app: &App, req: &Request<'_>) -> bool {
+    if req.header("sec-fetch-site") == Some("same-origin") {
+        return true;
+    }
+    let ours = app.config.public_url.origin().ascii_serialization();
+    req.header("origin").is_some_and(|o| o == ours)
+}
+
+/// RP-initiated logout at the IdP (`idp_logout`), with `id_token_hint`.
+fn idp_logout_url(app: &App, session: &Session, rd: &str) -> Option<String> {
+    let registry = app.registry.load();
+    let provider = registry.get(&session.identity.provider)?;
+    if !provider.config.idp_logout {
+        return None;
+    }
+    let mut url = provider.metadata()?.end_session_endpoint.clone()?;
+    let back = app.config.public_url.join(rd).ok()?;
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(hint) = &session.id_token {
+            q.append_pair("id_token_hint", hint);
+        }
+        q.append_pair("client_id", &provider.config.client_id);
+        q.append_pair("post_logout_redirect_uri", back.as_str());
+    }
+    Some(url.into())
+}

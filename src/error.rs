@@ -1,0 +1,106 @@
+//! The crate's one error type and the one function that turns it into a response: a short
+//! page (or JSON for API clients) with the request id, never a token or a stack trace.
+
+use crate::app::App;
+use crate::endpoints::{pages, Request, Response};
+use crate::providers::id_token::TokenError;
+use crate::providers::jwks::JwksError;
+use crate::providers::oidc::OidcError;
+use crate::session::{PendingError, SessionError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("no connection named {0:?} is active")]
+    UnknownConnection(String),
+    #[error("no identity provider connection is active")]
+    NoConnections,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("login state: {0}")]
+    Pending(#[from] PendingError),
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
+    #[error("session: {0}")]
+    Session(#[from] SessionError),
+}
+
+impl Error {
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) | Error::Pending(_) | Error::UnknownConnection(_) => 400,
+            Error::NotFound => 404,
+            Error::MethodNotAllowed => 405,
+            Error::Forbidden(_) => 403,
+            Error::NoConnections => 503,
+            Error::Session(_) => 500,
+            Error::Oidc(e) => oidc_status(e),
+        }
+    }
+
+    /// A short title for the page.
+    fn title(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "Bad request",
+            Error::NotFound => "Not found",
+            Error::MethodNotAllowed => "Method not allowed",
+            Error::UnknownConnection(_) | Error::NoConnections => "Sign-in is not available",
+            Error::Forbidden(_) => "Access denied",
+            Error::Pending(_) => "Sign-in could not be completed",
+            Error::Session(_) => "Sign-in could not be completed",
+            Error::Oidc(e) if oidc_status(e) == 502 => "The identity provider is unavailable",
+            Error::Oidc(OidcError::Refused(_)) => "Access denied",
+            Error::Oidc(_) => "Sign-in failed",
+        }
+    }
+}
+
+fn oidc_status(e: &OidcError) -> u16 {
+    match e {
+        OidcError::Unreachable(_) | OidcError::Discovery(_) | OidcError::NotReady(_) => 502,
+        OidcError::Jwks(JwksError::UnknownKey { .. }) => 401,
+        OidcError::Jwks(_) => 502,
+        OidcError::Token(TokenError::BadSignature)
+        | OidcError::AccessToken(TokenError::BadSignature) => 403,
+        OidcError::Refused(_) => 403,
+        OidcError::IdpError { .. }
+        | OidcError::TokenRejected(_)
+        | OidcError::Token(_)
+        | OidcError::AccessToken(_)
+        | OidcError::Userinfo(_) => 401,
+    }
+}
+
+/// The response for an error: HTML for browsers, JSON when the client asked for JSON.
+pub fn to_response(err: &Error, req: &Request<'_>, app: &App) -> Response {
+    let status = err.status();
+    if status >= 500 {
+        tracing::warn!(request_id = %req.request_id, status, error = %err, "request failed");
+    } else {
+        tracing::info!(request_id = %req.request_id, status, error = %err, "request refused");
+    }
+    let wants_json = req
+        .header("accept")
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    if wants_json {
+        return Response::json(
+            status,
+            &serde_json::json!({"error": err.title(), "message": err.to_string(), "request_id": req.request_id}),
+        );
+    }
+    let login = matches!(err, Error::Oidc(_) | Error::Pending(_)).then(|| pages::login_link(app));
+    Response::html(
+        status,
+        pages::error_page(
+            err.title(),
+            &err.to_string(),
+            req.request_id,
+            login.as_deref(),
+        ),
+    )
+}

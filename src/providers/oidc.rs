@@ -1,0 +1,532 @@
+//! One OIDC connection: discovery, the authorization request, the code exchange, token
+//! verification, the userinfo call and claim mapping into an [`Identity`].
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::Digest as _;
+use url::Url;
+
+use super::id_token::{self, Expectations, TokenError};
+use super::jwks::{JwksCache, JwksError};
+use crate::config::{OidcProviderConfig, PkceMethod, Preset};
+use crate::identity::{map_claims, Identity, MappingRules, Refusal};
+use crate::session::pending::PendingLogin;
+
+/// Why a login through this connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("the identity provider could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the identity provider's discovery document is unusable: {0}")]
+    Discovery(String),
+    #[error("the connection is not ready: {0}")]
+    NotReady(&'static str),
+    #[error("the identity provider refused the login: {error}")]
+    IdpError {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("the token endpoint refused the code: {0}")]
+    TokenRejected(String),
+    #[error("the ID token was rejected: {0}")]
+    Token(#[from] TokenError),
+    #[error("the access token was rejected: {0}")]
+    AccessToken(TokenError),
+    #[error("the signing keys could not be used: {0}")]
+    Jwks(#[from] JwksError),
+    #[error("the userinfo answer was rejected: {0}")]
+    Userinfo(String),
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+}
+
+/// Endpoints in use: discovery results with explicit settings on top.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub userinfo_endpoint: Option<Url>,
+    pub jwks_uri: Option<Url>,
+    pub end_session_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+    pub token_auth_methods: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: Option<Url>,
+    token_endpoint: Option<Url>,
+    userinfo_endpoint: Option<Url>,
+    jwks_uri: Option<Url>,
+    end_session_endpoint: Option<Url>,
+    revocation_endpoint: Option<Url>,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    id_token: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoginResult {
+    pub identity: Identity,
+    /// Every claim the mapping saw (ID token, plus userinfo or access token when used).
+    pub claims: Value,
+    pub id_token: Option<String>,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub access_expires_at: Option<u64>,
+}
+
+pub struct OidcProvider {
+    pub config: OidcProviderConfig,
+    pub redirect_uri: Url,
+    metadata: ArcSwapOption<Metadata>,
+    http: reqwest::Client,
+    jwks: Arc<JwksCache>,
+}
+
+impl OidcProvider {
+    pub fn new(
+        config: OidcProviderConfig,
+        public_url: &Url,
+        http: reqwest::Client,
+        jwks: Arc<JwksCache>,
+    ) -> Result<Self, OidcError> {
+        let redirect_uri = public_url
+            .join(&format!("callback_{}", config.id))
+            .map_err(|_| OidcError::Discovery("cannot build the callback URL".into()))?;
+        let provider = OidcProvider {
+            metadata: ArcSwapOption::from(explicit_metadata(&config).map(Arc::new)),
+            config,
+            redirect_uri,
+            http,
+            jwks,
+        };
+        Ok(provider)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    pub fn metadata(&self) -> Option<Arc<Metadata>> {
+        self.metadata.load_full()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.metadata.load().is_some()
+    }
+
+    /// The discovery URL: `issuer`, or Keycloak's `base_url`.
+    fn discovery_base(&self) -> Option<&Url> {
+        match self.config.preset {
+            Preset::Keycloak => self
+                .config
+                .base_url
+                .as_ref()
+                .or(self.config.issuer.as_ref()),
+            _ => self
+                .config
+                .issuer
+                .as_ref()
+                .or(self.config.base_url.as_ref()),
+        }
+    }
+
+    /// Run discovery (when there is an issuer) and keep the result. Explicit endpoints win.
+    pub async fn discover(&self) -> Result<Arc<Metadata>, OidcError> {
+        let Some(base) = self.discovery_base() else {
+            return self
+                .metadata()
+                .ok_or(OidcError::NotReady("no issuer and no explicit endpoints"));
+        };
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            base.as_str().trim_end_matches('/')
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        if !resp.status().is_success() {
+            return Err(OidcError::Discovery(format!(
+                "{url} answered HTTP {}",
+                resp.status().as_u16()
+            )));
+        }
+        let doc: Discovery = resp
+            .json()
+            .await
+            .map_err(|_| OidcError::Discovery(format!("{url} is not a JSON discovery document")))?;
+        let expected = base.as_str().trim_end_matches('/');
+        if doc.issuer.trim_end_matches('/') != expected {
+            return Err(OidcError::Discovery(format!(
+                "issuer {:?} in the discovery document does not match {expected:?}",
+                doc.issuer
+            )));
+        }
+        let metadata = Arc::new(merge(&self.config, doc)?);
+        self.metadata.store(Some(metadata.clone()));
+        if self.config.debug {
+            tracing::info!(provider = %self.config.id, ?metadata, "discovery done");
+        }
+        Ok(metadata)
+    }
+
+    async fn ready_metadata(&self) -> Result<Arc<Metadata>, OidcError> {
+        match self.metadata() {
+            Some(m) => Ok(m),
+            None => self.discover().await,
+        }
+    }
+
+    /// The URL the browser is sent to.
+    pub async fn authorization_url(&self, pending: &PendingLogin) -> Result<Url, OidcError> {
+        let meta = self.ready_metadata().await?;
+        let mut url = meta.authorization_endpoint.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &self.config.client_id)
+                .append_pair("redirect_uri", self.redirect_uri.as_str())
+                .append_pair("scope", &self.config.scopes.join(" "))
+                .append_pair("state", &pending.state)
+                .append_pair("nonce", &pending.nonce);
+            if let Some(verifier) = &pending.pkce_verifier {
+                match self.config.code_challenge_method {
+                    PkceMethod::S256 => {
+                        q.append_pair("code_challenge", &pkce_s256(verifier))
+                            .append_pair("code_challenge_method", "S256");
+                    }
+                    PkceMethod::Plain => {
+                        q.append_pair("code_challenge", verifier)
+                            .append_pair("code_challenge_method", "plain");
+                    }
+                    PkceMethod::None => {}
+                }
+            }
+        }
+        Ok(url)
+    }
+
+    /// Check the RFC 9207 `iss` response parameter.
+    pub fn check_response_issuer(&self, iss: &str) -> Result<(), OidcError> {
+        let expected = self
+            .metadata()
+            .map(|m| m.issuer.clone())
+            .unwrap_or_default();
+        if iss == expected {
+            Ok(())
+        } else {
+            Err(OidcError::Token(TokenError::WrongIssuer {
+                expected,
+                found: iss.to_owned(),
+            }))
+        }
+    }
+
+    /// Exchange the code, verify everything and map the identity.
+    pub async fn complete(
+        &self,
+        code: &str,
+        pending: &PendingLogin,
+        now: u64,
+    ) -> Result<LoginResult, OidcError> {
+        let meta = self.ready_metadata().await?;
+        let tokens = self
+            .exchange(&meta, code, pending.pkce_verifier.as_deref())
+            .await?;
+        let id_token = tokens.id_token.ok_or(OidcError::TokenRejected(
+            "no id_token in the token response".into(),
+        ))?;
+        let want = Expectations {
+            issuer: &meta.issuer,
+            client_id: &self.config.client_id,
+            nonce: Some(&pending.nonce),
+            check_audience: true,
+            skew_secs: self.config.clock_skew.as_secs(),
+            now,
+        };
+        let mut claims = self.verify(&meta, &id_token, &want).await?;
+        let sub = claims.get("sub").cloned();
+        if self.config.preset == Preset::Keycloak && self.config.get_info_from_access_token {
+            if let Some(at) = tokens.access_token.as_deref() {
+                let want_at = Expectations {
+                    nonce: None,
+                    check_audience: false,
+                    ..want
+                };
+                let at_claims = self
+                    .verify(&meta, at, &want_at)
+                    .await
+                    .map_err(|e| match e {
+                        OidcError::Token(t) => OidcError::AccessToken(t),
+                        other => other,
+                    })?;
+                if at_claims.get("sub") != sub.as_ref() {
+                    return Err(OidcError::AccessToken(TokenError::MissingClaim("sub")));
+                }
+                merge_claims(&mut claims, at_claims);
+            }
+        } else if !self.config.user_info_from_id_token {
+            let access = tokens
+                .access_token
+                .as_deref()
+                .ok_or(OidcError::Userinfo("no access token".into()))?;
+            let info = self.userinfo(&meta, access).await?;
+            if info.get("sub") != sub.as_ref() {
+                return Err(OidcError::Userinfo(
+                    "the userinfo sub differs from the ID token sub".into(),
+                ));
+            }
+            merge_claims(&mut claims, info);
+        }
+        let claims = Value::Object(claims);
+        let rules = MappingRules {
+            provider: &self.config.id,
+            claims: &self.config.claims,
+            groups: &self.config.groups,
+            admin_role: self.config.admin_role.as_deref(),
+        };
+        let identity = map_claims(&claims, &rules)?;
+        if self.config.debug {
+            tracing::info!(provider = %self.config.id, user = %identity.user, groups = ?identity.groups, admin = identity.admin, "login verified");
+        }
+        Ok(LoginResult {
+            identity,
+            claims,
+            id_token: Some(id_token),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            access_expires_at: tokens.expires_in.map(|s| now.saturating_add(s)),
+        })
+    }
+
+    async fn verify(
+        &self,
+        meta: &Metadata,
+        token: &str,
+        want: &Expectations<'_>,
+    ) -> Result<Map<String, Value>, OidcError> {
+        let claims = if self.config.verify_token_signature {
+            let header = id_token::header(token, &self.config.allowed_algs)?;
+            let jwks = meta
+                .jwks_uri
+                .as_ref()
+                .ok_or(OidcError::NotReady("no jwks_uri"))?;
+            let key = match self.jwks.key(jwks, header.kid.as_deref(), header.alg).await {
+                Ok(k) => k,
+                Err(JwksError::UnknownKey { kid, .. }) => {
+                    return Err(TokenError::UnknownKey(kid).into())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            id_token::verify_signature(token, header.alg, &key.key)?
+        } else {
+            id_token::insecure_claims(token)?
+        };
+        id_token::check_claims(&claims, want)?;
+        Ok(claims)
+    }
+
+    async fn exchange(
+        &self,
+        meta: &Metadata,
+        code: &str,
+        verifier: Option<&str>,
+    ) -> Result<TokenResponse, OidcError> {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ];
+        if let Some(v) = verifier.filter(|_| self.config.code_challenge_method != PkceMethod::None)
+        {
+            form.push(("code_verifier", v));
+        }
+        let mut req = self
+            .http
+            .post(meta.token_endpoint.clone())
+            .header("accept", "application/json");
+        let secret = self
+            .config
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose().as_str());
+        let use_post = !meta.token_auth_methods.is_empty()
+            && !meta
+                .token_auth_methods
+                .iter()
+                .any(|m| m == "client_secret_basic")
+            && meta
+                .token_auth_methods
+                .iter()
+                .any(|m| m == "client_secret_post");
+        match secret {
+            Some(secret) if !use_post => {
+                req = req.header("authorization", basic_auth(&self.config.client_id, secret));
+            }
+            Some(secret) => {
+                form.push(("client_id", &self.config.client_id));
+                form.push(("client_secret", secret));
+            }
+            None => form.push(("client_id", &self.config.client_id)),
+        }
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        if status.is_server_error() {
+            return Err(OidcError::Unreachable(format!(
+                "the token endpoint answered HTTP {}",
+                status.as_u16()
+            )));
+        }
+        if !status.is_success() {
+            let code = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+            return Err(OidcError::TokenRejected(code));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|_| OidcError::TokenRejected("the token response is not JSON".into()))
+    }
+
+    async fn userinfo(
+        &self,
+        meta: &Metadata,
+        access_token: &str,
+    ) -> Result<Map<String, Value>, OidcError> {
+        let url = meta
+            .userinfo_endpoint
+            .clone()
+            .ok_or(OidcError::Userinfo("no userinfo endpoint".into()))?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        if !resp.status().is_success() {
+            return Err(OidcError::Userinfo(format!(
+                "HTTP {}",
+                resp.status().as_u16()
+            )));
+        }
+        resp.json()
+            .await
+            .map_err(|_| OidcError::Userinfo("the answer is not a JSON object".into()))
+    }
+}
+
+/// Metadata from explicit settings alone, when they are enough to log in without discovery.
+fn explicit_metadata(c: &OidcProviderConfig) -> Option<Metadata> {
+    if c.issuer.is_some() || c.base_url.is_some() {
+        return None;
+    }
+    let e = &c.endpoints;
+    Some(Metadata {
+        issuer: String::new(),
+        authorization_endpoint: e.authorize_url.clone()?,
+        token_endpoint: e.access_token_url.clone()?,
+        userinfo_endpoint: e.userinfo_url.clone(),
+        jwks_uri: e.jwks_uri.clone(),
+        end_session_endpoint: e.end_session_url.clone(),
+        revocation_endpoint: e.revocation_url.clone(),
+        token_auth_methods: Vec::new(),
+    })
+}
+
+fn merge(c: &OidcProviderConfig, d: Discovery) -> Result<Metadata, OidcError> {
+    let e = &c.endpoints;
+    let missing =
+        |what: &str| OidcError::Discovery(format!("no {what} in discovery or configuration"));
+    Ok(Metadata {
+        authorization_endpoint: e
+            .authorize_url
+            .clone()
+            .or(d.authorization_endpoint)
+            .ok_or_else(|| missing("authorization_endpoint"))?,
+        token_endpoint: e
+            .access_token_url
+            .clone()
+            .or(d.token_endpoint)
+            .ok_or_else(|| missing("token_endpoint"))?,
+        userinfo_endpoint: e.userinfo_url.clone().or(d.userinfo_endpoint),
+        jwks_uri: e.jwks_uri.clone().or(d.jwks_uri),
+        end_session_endpoint: e.end_session_url.clone().or(d.end_session_endpoint),
+        revocation_endpoint: e.revocation_url.clone().or(d.revocation_endpoint),
+        token_auth_methods: d.token_endpoint_auth_methods_supported,
+        issuer: d.issuer,
+    })
+}
+
+fn merge_claims(into: &mut Map<String, Value>, from: Map<String, Value>) {
+    for (k, v) in from {
+        into.insert(k, v);
+    }
+}
+
+/// RFC 7636 S256 challenge.
+pub fn pkce_s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// RFC 6749 section 2.3.1: form-encode id and secret, then Basic.
+fn basic_auth(client_id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = format!("{}:{}", enc(client_id), enc(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc_7636_example() {
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn basic_auth_form_encodes() {
+        assert_eq!(
+            basic_auth("a b", "p:w"),
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("a+b:p%3Aw")
+            )
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! The pingora `ProxyHttp` implementation: thin dispatch only. Each request is stripped of
+//! client identity headers, its path normalised, its session looked up; [`decide::decide`]
+//! picks the outcome and this file carries it out.
+
+pub mod decide;
+pub mod headers;
+pub mod path;
+pub mod upstream;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, COOKIE};
+use pingora::http::ResponseHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::endpoints::{self, userinfo, Request, Response};
+use crate::session::{LoadedSession, RequestCookies};
+use decide::{decide, Decision, RequestView};
+
+/// Largest request body our own endpoints read.
+const MAX_OWN_BODY: usize = 64 * 1024;
+
+/// Per-request state.
+pub struct Ctx {
+    request_id: String,
+    started: Instant,
+    span: tracing::Span,
+    /// Set when the request is forwarded.
+    forward: Option<Forward>,
+}
+
+struct Forward {
+    path_and_query: String,
+    session: Option<Arc<crate::session::Session>>,
+    set_cookies: Vec<String>,
+}
+
+/// The proxy service.
+pub struct SsoProxy {
+    pub app: Arc<App>,
+    ids: RequestIds,
+}
+
+impl SsoProxy {
+    pub fn new(app: Arc<App>) -> Self {
+        SsoProxy {
+            app,
+            ids: RequestIds::new(),
+        }
+    }
+
+    /// Everything before forwarding. `Ok(true)`: a response was written.
+    async fn filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        let app = &self.app;
+        let req = session.req_header_mut();
+        headers::strip_reserved(req, &app.strip);
+        let path = match path::normalize(req.uri.path()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "path refused");
+                let body = format!(
+                    "{{\"error\":\"bad_request\",\"message\":\"{e}\",\"request_id\":\"{}\"}}",
+                    ctx.request_id
+                );
+                write(session, Response::new(400, "application/json", body)).await?;
+                return Ok(true);
+            }
+        };
+        let query = req.uri.query().map(str::to_owned);
+        let cookies =
+            RequestCookies::parse(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
+        let loaded = app.sessions.load(&cookies, app.now());
+        let registry = app.registry.load();
+        let view = RequestView {
+            method: &req.method,
+            path: &path,
+            headers: &req.headers,
+        };
+        let decision = decide(view, loaded.is_some(), &app.routes, &|id| {
+            registry.contains(id)
+        });
+        tracing::debug!(?decision, path = %path, "decided");
+        match decision {
+            Decision::Forward => {
+                let path_and_query = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                ctx.forward = Some(Forward {
+                    path_and_query,
+                    set_cookies: loaded
+                        .as_ref()
+                        .map(|l| l.set_cookies.clone())
+                        .unwrap_or_default(),
+                    session: loaded.map(|l| l.session),
+                });
+                Ok(false)
+            }
+            Decision::RedirectToLogin => {
+                let rd = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                let mut login = app.config.public_url.clone();
+                login.set_path("/_sso/login");
+                login.query_pairs_mut().append_pair("rd", &rd);
+                write(session, Response::redirect(302, login.as_str())).await?;
+                Ok(true)
+            }
+            Decision::Unauthenticated => {
+                let rd = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                write(session, userinfo::unauthenticated_with(app, Some(&rd))).await?;
+                Ok(true)
+            }
+            Decision::Own(route) => {
+                let body = read_body(session).await?;
+                let req = session.req_header();
+                let request = Request {
+                    method: &req.method,
+                    path: &path,
+                    query: query.as_deref(),
+                    headers: &req.headers,
+                    cookies: &cookies,
+                    session: loaded.as_ref(),
+                    body,
+                    request_id: &ctx.request_id,
+                };
+                let response = endpoints::handle(app, route, &request).await;
+                write(session, with_refresh(response, loaded.as_ref())).await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn with_refresh(response: Response, loaded: Option<&LoadedSession>) -> Response {
+    match loaded {
+        Some(l) if !l.set_cookies.is_empty() && response.status < 300 => {
+            response.with_cookies(l.set_cookies.iter().cloned())
+        }
+        _ => response,
+    }
+}
+
+/// Read a bounded request body for our own endpoints.
+async fn read_body(session: &mut Session) -> pingora::Result<Bytes> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > MAX_OWN_BODY {
+            return Err(pingora::Error::explain(
+                pingora::ErrorType::HTTPStatus(413),
+                "request body too large",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// Write one of our responses.
+async fn write(session: &mut Session, response: Response) -> pingora::Result<()> {
+    let mut header = ResponseHeader::build(response.status, Some(response.headers.len() + 2))?;
+    for (name, value) in response.headers {
+        header.append_header(name, value)?;
+    }
+    header.insert_header(CONTENT_LENGTH, response.body.len())?;
+    let head_only = session.req_header().method == http::Method::HEAD || response.body.is_empty();
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(response.body), true)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ProxyHttp for SsoProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        let request_id = self.ids.next();
+        Ctx {
+            span: tracing::info_span!("request", request_id = %request_id),
+            request_id,
+            started: Instant::now(),
+            forward: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        let span = ctx.span.clone();
+        self.filter(session, ctx).instrument(span).await
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        Ok(Box::new(upstream::peer(&self.app)))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let Some(forward) = ctx.forward.as_ref() else {
+            return Err(pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                "forward without decision",
+            ));
+        };
+        upstream::prepare(
+            &self.app,
+            session,
+            upstream_request,
+            forward.session.as_deref(),
+            &forward.path_and_query,
+            &ctx.request_id,
+        )
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        if let Some(forward) = ctx.forward.as_mut() {
+            for cookie in forward.set_cookies.drain(..) {
+                upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        let _g = ctx.span.enter();
+        let elapsed_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match e {
+            Some(err) => {
+                tracing::warn!(method = %req.method, path = %req.uri.path(), status, elapsed_us, error = %err, "request failed")
+            }
+            None => {
+                tracing::debug!(method = %req.method, path = %req.uri.path(), status, elapsed_us, "request done")
+            }
+        }
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter; cheap and unique enough to find a
+/// request in the logs.
+struct RequestIds {
+    prefix: u32,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds {
+            prefix: rand::random(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{:010x}", self.prefix, n)
+    }
+}

@@ -1,0 +1,173 @@
+//! Sessions: the `Session` record, the `SessionStore` trait with its memory (moka) and sealed
+//! cookie implementations, request-cookie parsing and our cookie names, and logins in progress.
+
+mod cookies;
+pub mod memory;
+pub mod pending;
+pub mod sealed;
+pub mod stateless;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{SessionConfig, SessionStoreKind};
+use crate::identity::Identity;
+
+pub use cookies::{cookie_names, strip_own_cookies, CookieNames, RequestCookies};
+pub use memory::MemoryStore;
+pub use pending::{PendingError, PendingLogin, PendingStore};
+pub use sealed::Sealer;
+pub use stateless::CookieStore;
+
+/// A logged-in user: who they are, the tokens the IdP gave, and when the session ends.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub identity: Identity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds: the absolute end (`created_at + max_lifetime`, or earlier if tokens say so).
+    pub expires_at: u64,
+}
+
+/// A session found by [`SessionStore::load`]. `Debug` shows no cookie values.
+#[derive(Clone)]
+pub struct LoadedSession {
+    pub session: Arc<Session>,
+    /// `Set-Cookie` values to add to the response: a re-issued cookie-store cookie (idle
+    /// timeout) or clears for stale chunks. Usually empty.
+    pub set_cookies: Vec<String>,
+}
+
+/// Where sessions live. Implementations never fail or panic on bad cookies.
+pub trait SessionStore: Send + Sync {
+    /// The session named by the request's cookies. Missing, garbage, truncated, tampered or
+    /// expired → `None` (never an error, never a panic). Logs why at debug level.
+    fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession>;
+    /// Stores a NEW session (always a fresh id: no fixation) and returns the `Set-Cookie` values.
+    fn create(&self, session: Session, now: u64) -> Result<Vec<String>, SessionError>;
+    /// Removes the session named by the cookies (server side too) and returns `Set-Cookie`
+    /// values that clear every cookie of ours.
+    fn destroy(&self, cookies: &RequestCookies) -> Vec<String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session could not be serialised")]
+    Serialize(#[source] serde_json::Error),
+    #[error("the sealed session is {size} bytes, over the cookie store's limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the session has already expired")]
+    Expired,
+}
+
+impl Session {
+    /// A session without tokens that starts at `now` and lasts `max_lifetime`.
+    pub fn new(identity: Identity, now: u64, max_lifetime: Duration) -> Self {
+        Session {
+            identity,
+            id_token: None,
+            access_token: None,
+            refresh_token: None,
+            created_at: now,
+            expires_at: now.saturating_add(max_lifetime.as_secs()),
+        }
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Clamps `expires_at` to `now + max_lifetime` (an unset `0` becomes that too) and trims
+    /// spare string capacity (sessions may be held by the million); fails when the session is already over.
+    fn prepare(&mut self, now: u64, max_lifetime: u64) -> Result<(), SessionError> {
+        let limit = now.saturating_add(max_lifetime);
+        if self.expires_at == 0 || self.expires_at > limit {
+            self.expires_at = limit;
+        }
+        if self.is_expired(now) {
+            return Err(SessionError::Expired);
+        }
+        let identity = &mut self.identity;
+        identity.user.shrink_to_fit();
+        identity.provider.shrink_to_fit();
+        identity.groups.shrink_to_fit();
+        identity.groups.iter_mut().for_each(String::shrink_to_fit);
+        [
+            &mut identity.email,
+            &mut identity.preferred_username,
+            &mut identity.name,
+            &mut identity.given_name,
+            &mut identity.family_name,
+            &mut identity.picture,
+            &mut self.id_token,
+            &mut self.access_token,
+            &mut self.refresh_token,
+        ]
+        .into_iter()
+        .flatten()
+        .for_each(String::shrink_to_fit);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Session")
+            .field("identity", &self.identity)
+            .field("id_token", &redact(&self.id_token))
+            .field("access_token", &redact(&self.access_token))
+            .field("refresh_token", &redact(&self.refresh_token))
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoadedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedSession")
+            .field("session", &self.session)
+            .field("set_cookies", &self.set_cookies.len())
+            .finish()
+    }
+}
+
+/// The configured store; `secure` is true when `public_url` is https.
+pub fn build_store(config: &SessionConfig, secure: bool) -> Arc<dyn SessionStore> {
+    match config.store {
+        SessionStoreKind::Memory => Arc::new(MemoryStore::new(config, secure)),
+        SessionStoreKind::Cookie => Arc::new(CookieStore::new(config, secure)),
+    }
+}
+
+/// The pending-login store for this process, keyed with the session secret.
+pub fn build_pending(config: &SessionConfig, secure: bool) -> PendingStore {
+    let sealer = Arc::new(Sealer::new(config.secret.expose()));
+    PendingStore::new(sealer, &config.cookie_name, secure)
+}
+
+/// `Set-Cookie` values clearing the session cookie and every cookie of ours in the request.
+fn clear_all(names: &CookieNames, cookies: &RequestCookies, secure: bool) -> Vec<String> {
+    let mut cleared: Vec<&str> = vec![names.session()];
+    for (name, _) in cookies.iter() {
+        if names.is_ours(name) && !cleared.contains(&name) {
+            cleared.push(name);
+        }
+    }
+    cleared
+        .into_iter()
+        .map(|name| cookies::clear_cookie(name, secure))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

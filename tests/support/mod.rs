@@ -1,0 +1,24 @@
+//! Shared harness for the integration tests: a real OpenID Provider (`op`), a misbehaving one
+//! (`bad_op`), an echo upstream (`echo`), the proxy binary (`proxy`), a scripted browser
+//! (`browser`), a raw HTTP/1.1 client for byte-exact requests (`raw`) and a few helpers.
+//!
+//! Every spawned process and server is stopped on `Drop`. Test secrets are generated at run time.
+#![allow(dead_code)]
+
+pub mod bad_op;
+pub mod browser;
+pub mod echo;
+pub mod html;
+pub mod http_server;
+pub mod op;
+pub mod proxy;
+pub mod raw;
+pub mod stack;
+pub mod util;
+
+pub use bad_op::{BadOp, Mode};
+pub use browser::{Browser, LoginResult};
+pub use echo::{EchoRequest, EchoUpstream};
+pub use op::{spawn_op, Op, OpClient};
+pub use proxy::{spawn_proxy, Proxy};
+pub use stack::{Stack, StackOptions};
