@@ -179,14 +179,16 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     let listen = config.listen.to_string();
     let tls = config.tls.clone();
-    let mut conf = ServerConf::default();
-    conf.threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    conf.grace_period_seconds = Some(1);
-    conf.graceful_shutdown_timeout_seconds = Some(10);
-    conf.ca_file = config
-        .upstream_ca_file
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
+    let conf = ServerConf {
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(10),
+        ca_file: config
+            .upstream_ca_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        ..ServerConf::default()
+    };
     let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
     spawn_background(app.clone())?;
 

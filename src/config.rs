@@ -528,3 +528,8 @@ fn render_groups(g: &GroupsConfig) -> Mapping {
     put(&mut m, "prohibit_user_signup_if_not_in_group", prohibit);
     m
 }
+
+/// Every accepted configuration key as a dotted path; `providers.<id>.…` for connection keys.
+pub fn reference_keys() -> Vec<String> {
+    file::reference_keys()
+}

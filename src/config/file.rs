@@ -521,3 +521,21 @@ pub(crate) struct RawGroups {
     pub case_sensitive: Option<bool>,
     pub prohibit_user_signup_if_not_in_group: Option<bool>,
 }
+
+/// Every accepted key as a dotted path (`session.idle_timeout`, `providers.<id>.claims.email`),
+/// for the README reference check.
+pub(crate) fn reference_keys() -> Vec<String> {
+    fn walk(prefix: &str, fields: &[(&str, Kind)], out: &mut Vec<String>) {
+        for (name, kind) in fields {
+            let path = join(prefix, name);
+            match kind {
+                Map(inner) => walk(&path, inner, out),
+                Kind::Providers => walk(&format!("{path}.<id>"), PROVIDER, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", ROOT, &mut out);
+    out
+}

@@ -60,12 +60,26 @@ impl StripRules {
         StripRules { exact, prefixes }
     }
 
-    /// True when a header of this name must not come from a client.
+    /// True when a header of this name must not come from a client. Allocation-free: it runs
+    /// for every header of every request.
     pub fn is_reserved(&self, name: &str) -> bool {
-        let c = canonical(name);
-        self.exact.iter().any(|e| *e == c)
-            || self.prefixes.iter().any(|p| c.starts_with(p.as_str()))
+        let name = name.trim().as_bytes();
+        self.exact.iter().any(|e| canon_prefix(name, e.as_bytes()) == Some(true))
+            || self.prefixes.iter().any(|p| canon_prefix(name, p.as_bytes()).is_some())
     }
+}
+
+/// Compare `name` in canonical form (lower case, `_` as `-`) with `want`: `None` when `want`
+/// is not a prefix, `Some(exact)` when it is.
+fn canon_prefix(name: &[u8], want: &[u8]) -> Option<bool> {
+    if name.len() < want.len() {
+        return None;
+    }
+    let same = name.iter().zip(want).all(|(a, b)| {
+        let a = if *a == b'_' { b'-' } else { a.to_ascii_lowercase() };
+        a == *b
+    });
+    same.then_some(name.len() == want.len())
 }
 
 fn canonical(name: &str) -> String {
