@@ -213,15 +213,13 @@ fn discovery(
     Some((issuer, base_url, endpoints))
 }
 
-/// Without an issuer, the authorization, token and (when signatures are verified) JWKS endpoints
-/// must all be explicit.
+/// Without an issuer, the authorization and token endpoints must be explicit; the issuer and
+/// the JWKS URI are then discovered from the authorization endpoint's parent paths.
 fn explicit_endpoints(cx: &mut Ctx, id: &str, source: &str, raw: &RawProvider) -> bool {
     let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
-    let verify = raw.verify_token_signature.unwrap_or(true);
     let checks = [
         ("authorize_url", &raw.authorize_url, true),
         ("access_token_url", &raw.access_token_url, true),
-        ("jwks_uri", &raw.jwks_uri, verify),
     ];
     let missing: Vec<&str> = checks
         .into_iter()

@@ -319,14 +319,8 @@ fn clearml_ping_variables_from_the_docs() {
         ("SSO_PROXY__PUBLIC_URL", "https://app.example.com"),
         ("SSO_PROXY__SESSION__SECRET", SECRET),
     ]);
-    // Without a JWKS URI the ID-token signature cannot be verified: a clear error.
-    let p = problems(None, &env);
-    assert!(
-        has(&p, "providers.ping.issuer", "missing jwks_uri"),
-        "{p:#?}"
-    );
-    let jwks = format!("{pre}jwks_uri");
-    env.push((&jwks, "https://auth.pingone.eu/env/as/jwks"));
+    // As written in ClearML's Ping guide: the issuer and JWKS are discovered at run time from
+    // the authorize URL's parent paths.
     let c = ok(None, &env);
     let ping = provider(&c, "ping");
     assert_eq!(ping.preset, Preset::Ping);
@@ -337,6 +331,20 @@ fn clearml_ping_variables_from_the_docs() {
     assert_eq!(ping.code_challenge_method, PkceMethod::S256);
     assert!(!ping.get_info_from_access_token);
     assert_eq!(ping.issuer, None);
+    assert!(ping.endpoints.jwks_uri.is_none());
+}
+
+#[test]
+fn explicit_endpoints_need_authorize_and_token_urls() {
+    let env = [
+        ("SSO_PROXY__UPSTREAM", "http://webserver:80"),
+        ("SSO_PROXY__PUBLIC_URL", "https://app.example.com"),
+        ("SSO_PROXY__SESSION__SECRET", SECRET),
+        ("CLEARML__services__login__sso__oauth_client__ping__authorize_url", "https://p/as/authorize"),
+        ("CLEARML__secure__login__sso__oauth_client__ping__client_id", "c"),
+    ];
+    let p = problems(None, &env);
+    assert!(has(&p, "providers.ping.issuer", "missing access_token_url"), "{p:#?}");
 }
 
 #[test]

@@ -94,7 +94,8 @@ mod tests {
         let page = error_page("<t>", "<script>x</script>", "id\"1", Some("/a\"b"));
         assert!(!page.contains("<script>x"));
         assert!(page.contains("&lt;script&gt;"));
-        assert!(!page.contains("id\"1"));
+        assert!(!page.contains("<t>") && page.contains("&lt;t&gt;"));
+        assert!(!page.contains("href=\"/a\"b\""));
         let page = chooser(&[("<b>".into(), "/x?a=1&b=\"2\"".into())]);
         assert!(page.contains("&lt;b&gt;"));
         assert!(!page.contains("b=\"2\""));

@@ -109,7 +109,7 @@ impl OidcProvider {
             .join(&format!("callback_{}", config.id))
             .map_err(|_| OidcError::Discovery("cannot build the callback URL".into()))?;
         let provider = OidcProvider {
-            metadata: ArcSwapOption::from(explicit_metadata(&config).map(Arc::new)),
+            metadata: ArcSwapOption::empty(),
             config,
             redirect_uri,
             http,
@@ -146,17 +146,52 @@ impl OidcProvider {
         }
     }
 
-    /// Run discovery (when there is an issuer) and keep the result. Explicit endpoints win.
+    /// Run discovery and keep the result; explicit endpoints win. Without `issuer`/`base_url`,
+    /// the issuer is found from `authorize_url`: each parent path of it is tried, and a document
+    /// counts only when its `authorization_endpoint` is exactly the configured one.
     pub async fn discover(&self) -> Result<Arc<Metadata>, OidcError> {
-        let Some(base) = self.discovery_base() else {
-            return self
-                .metadata()
-                .ok_or(OidcError::NotReady("no issuer and no explicit endpoints"));
+        let doc = match self.discovery_base() {
+            Some(base) => self.fetch_discovery(base.as_str(), true).await?,
+            None => self.discover_from_endpoints().await?,
         };
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            base.as_str().trim_end_matches('/')
-        );
+        let metadata = Arc::new(merge(&self.config, doc)?);
+        self.metadata.store(Some(metadata.clone()));
+        if self.config.debug {
+            tracing::info!(provider = %self.config.id, ?metadata, "discovery done");
+        }
+        Ok(metadata)
+    }
+
+    async fn discover_from_endpoints(&self) -> Result<Discovery, OidcError> {
+        let authorize = self
+            .config
+            .endpoints
+            .authorize_url
+            .as_ref()
+            .ok_or(OidcError::NotReady("no issuer and no authorize_url"))?;
+        let mut candidate = authorize.clone();
+        candidate.set_query(None);
+        loop {
+            let path = candidate.path().trim_end_matches('/').to_owned();
+            let Some((parent, _)) = path.rsplit_once('/') else { break };
+            candidate.set_path(parent);
+            if let Ok(doc) = self.fetch_discovery(candidate.as_str(), false).await {
+                if doc.authorization_endpoint.as_ref() == Some(authorize) {
+                    return Ok(doc);
+                }
+            }
+            if parent.is_empty() {
+                break;
+            }
+        }
+        Err(OidcError::Discovery(
+            "no discovery document matches authorize_url; set `issuer`".into(),
+        ))
+    }
+
+    async fn fetch_discovery(&self, base: &str, check_issuer: bool) -> Result<Discovery, OidcError> {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/.well-known/openid-configuration");
         let resp = self
             .http
             .get(&url)
@@ -173,19 +208,13 @@ impl OidcProvider {
             .json()
             .await
             .map_err(|_| OidcError::Discovery(format!("{url} is not a JSON discovery document")))?;
-        let expected = base.as_str().trim_end_matches('/');
-        if doc.issuer.trim_end_matches('/') != expected {
+        if check_issuer && doc.issuer.trim_end_matches('/') != base {
             return Err(OidcError::Discovery(format!(
-                "issuer {:?} in the discovery document does not match {expected:?}",
+                "issuer {:?} in the discovery document does not match {base:?}",
                 doc.issuer
             )));
         }
-        let metadata = Arc::new(merge(&self.config, doc)?);
-        self.metadata.store(Some(metadata.clone()));
-        if self.config.debug {
-            tracing::info!(provider = %self.config.id, ?metadata, "discovery done");
-        }
-        Ok(metadata)
+        Ok(doc)
     }
 
     async fn ready_metadata(&self) -> Result<Arc<Metadata>, OidcError> {
@@ -441,24 +470,6 @@ impl OidcProvider {
             .await
             .map_err(|_| OidcError::Userinfo("the answer is not a JSON object".into()))
     }
-}
-
-/// Metadata from explicit settings alone, when they are enough to log in without discovery.
-fn explicit_metadata(c: &OidcProviderConfig) -> Option<Metadata> {
-    if c.issuer.is_some() || c.base_url.is_some() {
-        return None;
-    }
-    let e = &c.endpoints;
-    Some(Metadata {
-        issuer: String::new(),
-        authorization_endpoint: e.authorize_url.clone()?,
-        token_endpoint: e.access_token_url.clone()?,
-        userinfo_endpoint: e.userinfo_url.clone(),
-        jwks_uri: e.jwks_uri.clone(),
-        end_session_endpoint: e.end_session_url.clone(),
-        revocation_endpoint: e.revocation_url.clone(),
-        token_auth_methods: Vec::new(),
-    })
 }
 
 fn merge(c: &OidcProviderConfig, d: Discovery) -> Result<Metadata, OidcError> {
