@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::providers::backchannel::Revocations;
 use crate::providers::jwks::JwksCache;
+use crate::providers::refresh::Refresher;
 use crate::providers::Registry;
 use crate::proxy::decide::Routes;
 use crate::proxy::headers::StripRules;
@@ -60,6 +62,8 @@ pub struct App {
     pub upstream_addr: SocketAddr,
     /// Users seen logging in (until the admin plane's store exists; lost on restart).
     pub seen_users: Mutex<HashSet<String>>,
+    pub refresher: Refresher,
+    pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -92,6 +96,8 @@ impl App {
             secure,
             upstream_addr,
             seen_users: Mutex::new(HashSet::new()),
+            refresher: Refresher::default(),
+            revocations: Revocations::new(config.session.max_lifetime),
             clock,
             config: Arc::new(config),
         })

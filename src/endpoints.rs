@@ -2,6 +2,7 @@
 //! forward-auth and health. Each handler takes a [`Request`] and returns a [`Response`]; the
 //! proxy writes it.
 
+pub mod backchannel_logout;
 pub mod callback;
 pub mod forward_auth;
 pub mod health;
@@ -133,6 +134,7 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
         OwnRoute::Healthz => Ok(health::healthz()),
         OwnRoute::Readyz => Ok(health::readyz(app)),
         OwnRoute::Jwks => Ok(Response::json(200, &serde_json::json!({"keys": []}))),
+        OwnRoute::BackchannelLogout(id) => Ok(backchannel_logout::handle(app, &id, req).await),
         OwnRoute::SamlMetadata(_) | OwnRoute::NotFound => Err(Error::NotFound),
     };
     result.unwrap_or_else(|e| crate::error::to_response(&e, req, app))

@@ -1,9 +1,11 @@
 //! The connection registry: every configured identity-provider connection, swapped whole
 //! (ArcSwap) so a change never disturbs logins in flight.
 
+pub mod backchannel;
 pub mod id_token;
 pub mod jwks;
 pub mod oidc;
+pub mod refresh;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

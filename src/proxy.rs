@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::endpoints::{self, userinfo, Request, Response};
+use crate::providers::refresh;
 use crate::session::{LoadedSession, RequestCookies};
 use decide::{decide, Decision, RequestView};
 
@@ -76,7 +77,7 @@ impl SsoProxy {
         let query = req.uri.query().map(str::to_owned);
         let cookies =
             RequestCookies::parse(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
-        let loaded = app.sessions.load(&cookies, app.now());
+        let (loaded, session_cookies) = revalidate(app, app.sessions.load(&cookies, app.now()), &cookies).await;
         let registry = app.registry.load();
         let view = RequestView {
             method: &req.method,
@@ -111,7 +112,8 @@ impl SsoProxy {
                 let mut login = app.config.public_url.clone();
                 login.set_path("/_sso/login");
                 login.query_pairs_mut().append_pair("rd", &rd);
-                write(session, Response::redirect(302, login.as_str())).await?;
+                let response = Response::redirect(302, login.as_str()).with_cookies(session_cookies);
+                write(session, response).await?;
                 Ok(true)
             }
             Decision::Unauthenticated => {
@@ -119,7 +121,8 @@ impl SsoProxy {
                     Some(q) => format!("{path}?{q}"),
                     None => path,
                 };
-                write(session, userinfo::unauthenticated_with(app, Some(&rd))).await?;
+                let response = userinfo::unauthenticated_with(app, Some(&rd)).with_cookies(session_cookies);
+                write(session, response).await?;
                 Ok(true)
             }
             Decision::Own(route) => {
@@ -136,19 +139,52 @@ impl SsoProxy {
                     request_id: &ctx.request_id,
                 };
                 let response = endpoints::handle(app, route, &request).await;
-                write(session, with_refresh(response, loaded.as_ref())).await?;
+                write(session, with_session_cookies(response, session_cookies)).await?;
                 Ok(true)
             }
         }
     }
 }
 
-fn with_refresh(response: Response, loaded: Option<&LoadedSession>) -> Response {
-    match loaded {
-        Some(l) if !l.set_cookies.is_empty() && response.status < 300 => {
-            response.with_cookies(l.set_cookies.iter().cloned())
+/// Attach the session's own cookie updates unless the endpoint set cookies itself (a new
+/// session at the callback, cleared cookies at logout).
+fn with_session_cookies(response: Response, cookies: Vec<String>) -> Response {
+    let sets_own = response.headers.iter().any(|(n, _)| n == http::header::SET_COOKIE);
+    if sets_own {
+        response
+    } else {
+        response.with_cookies(cookies)
+    }
+}
+
+/// Apply back-channel revocations and refresh a session whose access token nears expiry.
+/// Returns the session to use and the `Set-Cookie` values the response must carry.
+async fn revalidate(
+    app: &App,
+    loaded: Option<LoadedSession>,
+    cookies: &RequestCookies,
+) -> (Option<LoadedSession>, Vec<String>) {
+    let Some(mut loaded) = loaded else {
+        return (None, Vec::new());
+    };
+    if app.revocations.is_revoked(&loaded.session) {
+        tracing::debug!(user = %loaded.session.identity.user, "session ended by back-channel logout");
+        return (None, app.sessions.destroy(cookies));
+    }
+    if !refresh::due(&loaded.session, app.now()) {
+        let set = std::mem::take(&mut loaded.set_cookies);
+        return (Some(loaded), set);
+    }
+    match app.refresher.run(app, &loaded, cookies).await {
+        refresh::Outcome::Unchanged => {
+            let set = std::mem::take(&mut loaded.set_cookies);
+            (Some(loaded), set)
         }
-        _ => response,
+        refresh::Outcome::Updated { session, set_cookies } => {
+            let set = if set_cookies.is_empty() { std::mem::take(&mut loaded.set_cookies) } else { set_cookies };
+            (Some(LoadedSession { session, set_cookies: Vec::new() }), set)
+        }
+        refresh::Outcome::Ended { set_cookies } => (None, set_cookies),
     }
 }
 

@@ -31,6 +31,14 @@ pub struct Session {
     pub access_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// When the access token expires (unix seconds), for refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<u64>,
+    /// The ID token's `sub` and `sid`, for back-channel logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds: the absolute end (`created_at + max_lifetime`, or earlier if tokens say so).
@@ -53,6 +61,14 @@ pub trait SessionStore: Send + Sync {
     fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession>;
     /// Stores a NEW session (always a fresh id: no fixation) and returns the `Set-Cookie` values.
     fn create(&self, session: Session, now: u64) -> Result<Vec<String>, SessionError>;
+    /// Replaces the session named by the cookies (after a token refresh), keeping its id, and
+    /// returns the `Set-Cookie` values to send (none for the memory store).
+    fn update(
+        &self,
+        cookies: &RequestCookies,
+        session: Session,
+        now: u64,
+    ) -> Result<Vec<String>, SessionError>;
     /// Removes the session named by the cookies (server side too) and returns `Set-Cookie`
     /// values that clear every cookie of ours.
     fn destroy(&self, cookies: &RequestCookies) -> Vec<String>;
@@ -76,6 +92,9 @@ impl Session {
             id_token: None,
             access_token: None,
             refresh_token: None,
+            access_expires_at: None,
+            sub: None,
+            sid: None,
             created_at: now,
             expires_at: now.saturating_add(max_lifetime.as_secs()),
         }
@@ -126,6 +145,9 @@ impl std::fmt::Debug for Session {
             .field("id_token", &redact(&self.id_token))
             .field("access_token", &redact(&self.access_token))
             .field("refresh_token", &redact(&self.refresh_token))
+            .field("access_expires_at", &self.access_expires_at)
+            .field("sub", &self.sub)
+            .field("sid", &self.sid)
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .finish()

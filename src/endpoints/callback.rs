@@ -83,5 +83,11 @@ fn create_session(
     if headers.pass_access_token {
         session.access_token = result.access_token;
     }
+    // Kept for refresh (which also notices a user disabled at the IdP) and revocation.
+    session.refresh_token = result.refresh_token;
+    session.access_expires_at = result.access_expires_at;
+    let claim = |name: &str| result.claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    session.sub = claim("sub");
+    session.sid = claim("sid");
     Ok(app.sessions.create(session, now)?)
 }

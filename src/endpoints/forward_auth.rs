@@ -30,5 +30,5 @@ pub fn handle(app: &App, req: &Request<'_>) -> Response {
     }
     let mut resp = Response::new(202, "text/plain; charset=utf-8", bytes::Bytes::new());
     resp.headers.extend(auth_request_identity(identity));
-    resp.with_cookies(loaded.set_cookies.iter().cloned())
+    resp
 }

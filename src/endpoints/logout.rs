@@ -46,6 +46,9 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
                 &config.allowed_redirect_hosts,
             );
             let cookies = app.sessions.destroy(req.cookies);
+            if let Some(s) = &session {
+                revoke_tokens(app, s).await;
+            }
             let location = session
                 .as_deref()
                 .and_then(|s| idp_logout_url(app, s, &rd))
@@ -56,6 +59,20 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
             Ok(Response::redirect(303, &location).with_cookies(cookies))
         }
         _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// Revoke the session's tokens at the IdP's revocation endpoint, when it has one.
+async fn revoke_tokens(app: &App, session: &Session) {
+    let registry = app.registry.load_full();
+    let Some(provider) = registry.get(&session.identity.provider) else {
+        return;
+    };
+    if let Some(t) = &session.refresh_token {
+        provider.revoke(t, "refresh_token").await;
+    }
+    if let Some(t) = &session.access_token {
+        provider.revoke(t, "access_token").await;
     }
 }
 

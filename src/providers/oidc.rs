@@ -78,6 +78,15 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// New tokens from a refresh.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub access_token: Option<String>,
+    /// A rotated refresh token, when the provider rotates them.
+    pub refresh_token: Option<String>,
+    pub access_expires_at: Option<u64>,
+}
+
 /// A successful login.
 #[derive(Debug, Clone)]
 pub struct LoginResult {
@@ -120,6 +129,10 @@ impl OidcProvider {
 
     pub fn id(&self) -> &str {
         &self.config.id
+    }
+
+    pub fn jwks(&self) -> &JwksCache {
+        &self.jwks
     }
 
     pub fn metadata(&self) -> Option<Arc<Metadata>> {
@@ -388,24 +401,30 @@ impl OidcProvider {
         {
             form.push(("code_verifier", v));
         }
+        self.token_request(meta, form).await
+    }
+
+    /// POST to an endpoint with client authentication: `client_secret_basic`, or
+    /// `client_secret_post` when the provider supports only that; public clients send their id.
+    async fn client_post(
+        &self,
+        url: &Url,
+        meta: &Metadata,
+        mut form: Vec<(&str, &str)>,
+    ) -> Result<(reqwest::StatusCode, bytes::Bytes), OidcError> {
         let mut req = self
             .http
-            .post(meta.token_endpoint.clone())
+            .post(url.clone())
             .header("accept", "application/json");
         let secret = self
             .config
             .client_secret
             .as_ref()
             .map(|s| s.expose().as_str());
-        let use_post = !meta.token_auth_methods.is_empty()
-            && !meta
-                .token_auth_methods
-                .iter()
-                .any(|m| m == "client_secret_basic")
-            && meta
-                .token_auth_methods
-                .iter()
-                .any(|m| m == "client_secret_post");
+        let methods = &meta.token_auth_methods;
+        let use_post = !methods.is_empty()
+            && !methods.iter().any(|m| m == "client_secret_basic")
+            && methods.iter().any(|m| m == "client_secret_post");
         match secret {
             Some(secret) if !use_post => {
                 req = req.header("authorization", basic_auth(&self.config.client_id, secret));
@@ -416,16 +435,19 @@ impl OidcProvider {
             }
             None => form.push(("client_id", &self.config.client_id)),
         }
-        let resp = req
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        let unreachable = |e: reqwest::Error| OidcError::Unreachable(super::describe_http_error(&e));
+        let resp = req.form(&form).send().await.map_err(unreachable)?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        let body = resp.bytes().await.map_err(unreachable)?;
+        Ok((status, body))
+    }
+
+    async fn token_request(
+        &self,
+        meta: &Metadata,
+        form: Vec<(&str, &str)>,
+    ) -> Result<TokenResponse, OidcError> {
+        let (status, body) = self.client_post(&meta.token_endpoint, meta, form).await?;
         if status.is_server_error() {
             return Err(OidcError::Unreachable(format!(
                 "the token endpoint answered HTTP {}",
@@ -441,6 +463,42 @@ impl OidcProvider {
         }
         serde_json::from_slice(&body)
             .map_err(|_| OidcError::TokenRejected("the token response is not JSON".into()))
+    }
+
+    /// Use a refresh token. `TokenRejected("invalid_grant")` means the session must end.
+    pub async fn refresh(&self, refresh_token: &str, now: u64) -> Result<Refreshed, OidcError> {
+        let meta = self.ready_metadata().await?;
+        let form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        let tokens = self.token_request(&meta, form).await?;
+        if self.config.debug {
+            tracing::info!(provider = %self.config.id, rotated = tokens.refresh_token.is_some(), "tokens refreshed");
+        }
+        Ok(Refreshed {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            access_expires_at: tokens.expires_in.map(|s| now.saturating_add(s)),
+        })
+    }
+
+    /// Revoke a token at `revocation_url` (RFC 7009), best effort: failures are logged.
+    pub async fn revoke(&self, token: &str, hint: &str) {
+        let Some(meta) = self.metadata() else { return };
+        let Some(url) = meta.revocation_endpoint.clone() else {
+            return;
+        };
+        let form = vec![("token", token), ("token_type_hint", hint)];
+        match self.client_post(&url, &meta, form).await {
+            Ok((status, _)) if status.is_success() => {
+                tracing::debug!(provider = %self.config.id, hint, "token revoked");
+            }
+            Ok((status, _)) => {
+                tracing::warn!(provider = %self.config.id, hint, status = status.as_u16(), "token revocation refused");
+            }
+            Err(e) => tracing::warn!(provider = %self.config.id, hint, error = %e, "token revocation failed"),
+        }
     }
 
     async fn userinfo(

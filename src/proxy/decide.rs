@@ -31,6 +31,7 @@ pub enum OwnRoute {
     Readyz,
     Jwks,
     SamlMetadata(String),
+    BackchannelLogout(String),
     NotFound,
 }
 
@@ -98,13 +99,17 @@ fn own_route(path: &str, is_connection: &dyn Fn(&str) -> bool) -> Option<OwnRout
         "healthz" => OwnRoute::Healthz,
         "readyz" => OwnRoute::Readyz,
         "jwks.json" => OwnRoute::Jwks,
-        other => match other
-            .strip_prefix("saml/")
-            .and_then(|r| r.strip_suffix("/metadata"))
-        {
-            Some(id) if !id.contains('/') => OwnRoute::SamlMetadata(id.to_owned()),
-            _ => OwnRoute::NotFound,
-        },
+        other => {
+            let saml = other
+                .strip_prefix("saml/")
+                .and_then(|r| r.strip_suffix("/metadata"));
+            let backchannel = other.strip_prefix("backchannel_logout/");
+            match (saml, backchannel) {
+                (Some(id), _) if !id.contains('/') => OwnRoute::SamlMetadata(id.to_owned()),
+                (_, Some(id)) if !id.contains('/') => OwnRoute::BackchannelLogout(id.to_owned()),
+                _ => OwnRoute::NotFound,
+            }
+        }
     };
     Some(route)
 }

@@ -139,6 +139,29 @@ impl SessionStore for MemoryStore {
         )])
     }
 
+    fn update(
+        &self,
+        cookies: &RequestCookies,
+        mut session: Session,
+        now: u64,
+    ) -> Result<Vec<String>, SessionError> {
+        session.prepare(now, self.max_lifetime)?;
+        let session = Arc::new(session);
+        for value in cookies.get_all(self.names.session()) {
+            if let Some(id) = self.session_id(value) {
+                if self.cache.contains_key(&id) {
+                    let entry = Entry {
+                        session: Arc::clone(&session),
+                        last_seen: AtomicU64::new(now),
+                    };
+                    self.cache.insert(id, Arc::new(entry));
+                    debug!(store = "memory", "session updated");
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+
     fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
         for value in cookies.get_all(self.names.session()) {
             if let Some(id) = self.session_id(value) {

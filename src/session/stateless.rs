@@ -245,6 +245,17 @@ impl SessionStore for CookieStore {
         Ok(out)
     }
 
+    fn update(
+        &self,
+        cookies: &RequestCookies,
+        mut session: Session,
+        now: u64,
+    ) -> Result<Vec<String>, SessionError> {
+        session.prepare(now, self.max_lifetime)?;
+        let present = self.present(cookies);
+        self.issue(&session, now, &present)
+    }
+
     fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
         clear_all(&self.names, cookies, self.secure)
     }

@@ -1,0 +1,28 @@
+//! `POST /_sso/backchannel_logout/<id>`: the IdP tells us a user's session ended. 200 when the
+//! logout token is valid; 400 with `invalid_request` otherwise (and nothing ends).
+
+use http::Method;
+use serde_json::json;
+
+use super::{Request, Response};
+use crate::app::App;
+
+pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Response {
+    if req.method != Method::POST {
+        return Response::json(405, &json!({"error": "invalid_request"}));
+    }
+    let registry = app.registry.load_full();
+    let Some(provider) = registry.get(id) else {
+        return Response::json(400, &json!({"error": "invalid_request", "error_description": "unknown connection"}));
+    };
+    let Some(token) = req.form_param("logout_token") else {
+        return Response::json(400, &json!({"error": "invalid_request", "error_description": "missing logout_token"}));
+    };
+    match app.revocations.logout(provider, &token, app.now()).await {
+        Ok(()) => Response::json(200, &json!({})),
+        Err(e) => {
+            tracing::info!(provider = %id, error = %e, "back-channel logout refused");
+            Response::json(400, &json!({"error": "invalid_request", "error_description": e.to_string()}))
+        }
+    }
+}
