@@ -58,8 +58,21 @@ pub fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
     name.split('.').try_fold(claims, |v, part| v.get(part))
 }
 
+/// A claim by a name that may list alternatives: `email|upn` is `email`, or `upn` when
+/// `email` is absent.
+pub fn claim_any<'a>(claims: &'a Value, names: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(names) {
+        return Some(v);
+    }
+    names
+        .split('|')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .find_map(|n| claim(claims, n))
+}
+
 fn claim_string(claims: &Value, name: &str) -> Option<String> {
-    match claim(claims, name)? {
+    match claim_any(claims, name)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -68,7 +81,7 @@ fn claim_string(claims: &Value, name: &str) -> Option<String> {
 
 /// A list claim: a JSON array of strings, or one string (comma-separated values allowed).
 pub fn claim_list(claims: &Value, name: &str) -> Vec<String> {
-    match claim(claims, name) {
+    match claim_any(claims, name) {
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(|v| v.as_str())

@@ -91,7 +91,12 @@ fn convert(cx: &mut Ctx, id: &str, raw: RawProvider) -> Option<OidcProviderConfi
     );
     let method = raw.code_challenge_method;
     let pkce = pkce(cx, &at("code_challenge_method"), raw.code_challenge, method);
-    let scopes = scopes(raw.scopes, raw.additional_scopes);
+    let groups_enabled = raw.groups.as_ref().and_then(|g| g.enabled).unwrap_or(false);
+    let mut scopes = scopes(raw.scopes, raw.additional_scopes);
+    // Okta sends the groups claim only for the `groups` scope.
+    if preset == Preset::Okta && groups_enabled && !scopes.iter().any(|s| s == "groups") {
+        scopes.push("groups".to_owned());
+    }
     let allowed_algs = algorithms(cx, &at("id_token_signing_algs"), raw.id_token_signing_algs);
     let skew = raw.clock_skew.as_deref();
     let clock_skew = cx.duration(&at("clock_skew"), skew, Duration::from_secs(60));
@@ -120,7 +125,7 @@ fn convert(cx: &mut Ctx, id: &str, raw: RawProvider) -> Option<OidcProviderConfi
         email_verification: raw.email_verification.unwrap_or(false),
         create_new_users: raw.create_new_users.unwrap_or(true),
         verify_token_signature: raw.verify_token_signature.unwrap_or(true),
-        claims: claims(raw.claims.unwrap_or_default()),
+        claims: claims(preset, raw.claims.unwrap_or_default()),
         groups: groups(preset, raw.groups.unwrap_or_default()),
         admin_role: non_empty(raw.admin_role),
         idp_logout: raw.idp_logout.unwrap_or(false),
@@ -324,24 +329,36 @@ fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     Ok(alg)
 }
 
-fn claims(raw: RawClaims) -> ClaimNames {
+/// Claim names: configured ones win; presets know their IdP's usual names. `a|b` means "`a`,
+/// or `b` when `a` is absent".
+fn claims(preset: Preset, raw: RawClaims) -> ClaimNames {
     let pick = |value: Option<String>, default: &str| {
         non_empty(value).unwrap_or_else(|| default.to_owned())
     };
+    let (email, username, name) = match preset {
+        // ADFS: `upn`/`unique_name` instead of email/username.
+        Preset::MicrosoftAd => ("email|upn", "upn|unique_name", "name|unique_name"),
+        // Entra ID: work accounts often lack `email`; `preferred_username` is the UPN.
+        Preset::Azure => ("email|preferred_username|upn", "preferred_username", "name"),
+        // Cognito's username claim.
+        Preset::Cognito => ("email", "cognito:username|preferred_username", "name"),
+        _ => ("email", "preferred_username", "name"),
+    };
     ClaimNames {
         user_id: pick(raw.user_id, "sub"),
-        email: pick(raw.email, "email"),
-        name: pick(raw.name, "name"),
+        email: pick(raw.email, email),
+        name: pick(raw.name, name),
         given_name: pick(raw.given_name, "given_name"),
         family_name: pick(raw.family_name, "family_name"),
         picture: pick(raw.picture, "picture"),
-        preferred_username: pick(raw.preferred_username, "preferred_username"),
+        preferred_username: pick(raw.preferred_username, username),
     }
 }
 
 fn groups(preset: Preset, raw: RawGroups) -> GroupsConfig {
     let default_claim = match preset {
         Preset::Cognito => "cognito:groups",
+        Preset::MicrosoftAd => "group|groups",
         _ => "groups",
     };
     GroupsConfig {

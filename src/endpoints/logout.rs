@@ -10,6 +10,7 @@ use super::pages;
 use super::redirect::safe_target;
 use super::{Request, Response};
 use crate::app::App;
+use crate::config::Preset;
 use crate::error::Error;
 use crate::providers::id_token::constant_time_eq;
 use crate::session::Session;
@@ -107,8 +108,20 @@ fn idp_logout_url(app: &App, session: &Session, rd: &str) -> Option<String> {
     if !provider.config.idp_logout {
         return None;
     }
-    let mut url = provider.metadata()?.end_session_endpoint.clone()?;
     let back = app.config.public_url.join(rd).ok()?;
+    let meta = provider.metadata()?;
+    if provider.config.preset == Preset::Cognito {
+        // Cognito's own logout: `<hosted UI>/logout?client_id=&logout_uri=`.
+        let mut url = match meta.end_session_endpoint.clone() {
+            Some(u) => u,
+            None => meta.authorization_endpoint.join("/logout").ok()?,
+        };
+        url.query_pairs_mut()
+            .append_pair("client_id", &provider.config.client_id)
+            .append_pair("logout_uri", back.as_str());
+        return Some(url.into());
+    }
+    let mut url = meta.end_session_endpoint.clone()?;
     {
         let mut q = url.query_pairs_mut();
         if let Some(hint) = &session.id_token {

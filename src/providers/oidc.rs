@@ -78,6 +78,18 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// Entra ID's issuer placeholder in multi-tenant discovery documents.
+const TENANT_TEMPLATE: &str = "{tenantid}";
+
+/// Entra ID signals "too many groups for the token" with `_claim_names.groups`.
+fn has_group_overage(claims: &Map<String, Value>) -> bool {
+    claims
+        .get("_claim_names")
+        .and_then(Value::as_object)
+        .is_some_and(|n| n.contains_key("groups"))
+        && !claims.get("groups").is_some_and(Value::is_array)
+}
+
 /// New tokens from a refresh.
 #[derive(Debug, Clone)]
 pub struct Refreshed {
@@ -221,7 +233,10 @@ impl OidcProvider {
             .json()
             .await
             .map_err(|_| OidcError::Discovery(format!("{url} is not a JSON discovery document")))?;
-        if check_issuer && doc.issuer.trim_end_matches('/') != base {
+        // Entra's multi-tenant documents (`common`, `organizations`) carry a `{tenantid}`
+        // template; the token's `tid` fills it in at verification.
+        let templated = self.config.preset == Preset::Azure && doc.issuer.contains(TENANT_TEMPLATE);
+        if check_issuer && !templated && doc.issuer.trim_end_matches('/') != base {
             return Err(OidcError::Discovery(format!(
                 "issuer {:?} in the discovery document does not match {base:?}",
                 doc.issuer
@@ -249,6 +264,10 @@ impl OidcProvider {
                 .append_pair("scope", &self.config.scopes.join(" "))
                 .append_pair("state", &pending.state)
                 .append_pair("nonce", &pending.nonce);
+            if let [domain] = self.config.hosted_domain.as_slice() {
+                // Google: pre-select the account domain (the `hd` claim is still checked).
+                q.append_pair("hd", domain);
+            }
             if let Some(verifier) = &pending.pkce_verifier {
                 match self.config.code_challenge_method {
                     PkceMethod::S256 => {
@@ -338,6 +357,13 @@ impl OidcProvider {
             }
             merge_claims(&mut claims, info);
         }
+        if has_group_overage(&claims) {
+            let access = tokens.access_token.as_deref().ok_or(OidcError::Userinfo(
+                "group overage without an access token".into(),
+            ))?;
+            let groups = self.graph_groups(access).await?;
+            claims.insert(self.config.groups.claim.clone(), Value::from(groups));
+        }
         let claims = Value::Object(claims);
         let rules = MappingRules {
             provider: &self.config.id,
@@ -382,7 +408,13 @@ impl OidcProvider {
         } else {
             id_token::insecure_claims(token)?
         };
-        id_token::check_claims(&claims, want)?;
+        if want.issuer.contains(TENANT_TEMPLATE) {
+            let tid = claims.get("tid").and_then(Value::as_str).unwrap_or_default();
+            let issuer = want.issuer.replace(TENANT_TEMPLATE, tid);
+            id_token::check_claims(&claims, &Expectations { issuer: &issuer, ..*want })?;
+        } else {
+            id_token::check_claims(&claims, want)?;
+        }
         Ok(claims)
     }
 
@@ -481,6 +513,44 @@ impl OidcProvider {
             refresh_token: tokens.refresh_token,
             access_expires_at: tokens.expires_in.map(|s| now.saturating_add(s)),
         })
+    }
+
+    /// Entra group overage: the user's group ids from Microsoft Graph (`graph_url`).
+    async fn graph_groups(&self, access_token: &str) -> Result<Vec<String>, OidcError> {
+        let base = self
+            .config
+            .graph_url
+            .as_ref()
+            .ok_or(OidcError::Userinfo("group overage but no graph_url".into()))?;
+        let url = format!("{}/v1.0/me/getMemberGroups", base.as_str().trim_end_matches('/'));
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(access_token)
+            .json(&serde_json::json!({"securityEnabledOnly": false}))
+            .send()
+            .await
+            .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        if !resp.status().is_success() {
+            return Err(OidcError::Userinfo(format!(
+                "Microsoft Graph answered HTTP {}",
+                resp.status().as_u16()
+            )));
+        }
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|_| OidcError::Userinfo("Microsoft Graph answer is not JSON".into()))?;
+        let groups = body
+            .get("value")
+            .and_then(Value::as_array)
+            .ok_or(OidcError::Userinfo("Microsoft Graph answer has no value list".into()))?
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        tracing::debug!(provider = %self.config.id, "group overage resolved through Microsoft Graph");
+        Ok(groups)
     }
 
     /// Revoke a token at `revocation_url` (RFC 7009), best effort: failures are logged.
