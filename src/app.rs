@@ -78,6 +78,8 @@ impl App {
             .map_err(|e| StartError::HttpClient(e.to_string()))?;
         let jwks = Arc::new(JwksCache::new(http.clone()));
         let registry = Registry::build(&config.providers, &config.public_url, &http, &jwks)
+            .map_err(|e| StartError::Provider(e.to_string()))?
+            .with_saml(&config.saml_providers, &config.public_url, &http)
             .map_err(|e| StartError::Provider(e.to_string()))?;
         let secure = config.public_url.scheme() == "https";
         let upstream_addr = resolve(&config.upstream)?;
@@ -238,6 +240,7 @@ fn spawn_background(app: Arc<App>) -> Result<(), RunError> {
         .name("sso-background".into())
         .spawn(move || {
             rt.block_on(async move {
+                tokio::spawn(crate::providers::saml::metadata_refresh(app.clone()));
                 app.discover_until_ready().await;
                 std::future::pending::<()>().await;
             })

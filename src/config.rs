@@ -16,9 +16,12 @@ mod clearml_env;
 mod env;
 mod file;
 mod provider;
+mod saml;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use saml::{IdpMetadataSource, SamlPreset, SamlProviderConfig, NAMEID_CLAIM as SAML_NAMEID_CLAIM};
 
 /// A secret value. `Debug` never shows it; use [`Secret::expose`] where the value is needed.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,6 +65,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     /// Identity-provider connections, sorted by id.
     pub providers: Vec<OidcProviderConfig>,
+    /// SAML connections (`protocol: saml`), sorted by id.
+    pub saml_providers: Vec<SamlProviderConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +365,9 @@ pub fn render_redacted(config: &Config) -> String {
     let mut providers = Mapping::new();
     for provider in &config.providers {
         put(&mut providers, &provider.id, render_provider(provider));
+    }
+    for provider in &config.saml_providers {
+        put(&mut providers, &provider.id, saml::render(provider));
     }
     put(&mut root, "providers", providers);
     serde_yaml::to_string(&Value::Mapping(root))

@@ -10,6 +10,9 @@ pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod redirect;
+pub mod saml_acs;
+pub mod saml_login;
+pub mod saml_metadata;
 pub mod userinfo;
 
 use bytes::Bytes;
@@ -126,6 +129,9 @@ impl Response {
 /// Answer one of our routes. Errors become their page here, so the proxy only writes.
 pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
     let result = match route {
+        OwnRoute::Callback(id) if app.registry.load().get_saml(&id).is_some() => {
+            saml_acs::handle(app, &id, req).await
+        }
         OwnRoute::Callback(id) => callback::handle(app, &id, req).await,
         OwnRoute::Login => login::handle(app, req).await,
         OwnRoute::Logout => logout::handle(app, req).await,
@@ -135,7 +141,8 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
         OwnRoute::Readyz => Ok(health::readyz(app)),
         OwnRoute::Jwks => Ok(Response::json(200, &serde_json::json!({"keys": []}))),
         OwnRoute::BackchannelLogout(id) => Ok(backchannel_logout::handle(app, &id, req).await),
-        OwnRoute::SamlMetadata(_) | OwnRoute::NotFound => Err(Error::NotFound),
+        OwnRoute::SamlMetadata(id) => saml_metadata::handle(app, &id, req),
+        OwnRoute::NotFound => Err(Error::NotFound),
     };
     result.unwrap_or_else(|e| crate::error::to_response(&e, req, app))
 }

@@ -6,6 +6,7 @@ use crate::endpoints::{pages, Request, Response};
 use crate::providers::id_token::TokenError;
 use crate::providers::jwks::JwksError;
 use crate::providers::oidc::OidcError;
+use crate::providers::saml::SamlError;
 use crate::session::{PendingError, SessionError};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum Error {
     Oidc(#[from] OidcError),
     #[error("session: {0}")]
     Session(#[from] SessionError),
+    #[error(transparent)]
+    Saml(#[from] SamlError),
 }
 
 impl Error {
@@ -40,6 +43,7 @@ impl Error {
             Error::NoConnections => 503,
             Error::Session(_) => 500,
             Error::Oidc(e) => oidc_status(e),
+            Error::Saml(e) => e.status(),
         }
     }
 
@@ -56,6 +60,9 @@ impl Error {
             Error::Oidc(e) if oidc_status(e) == 502 => "The identity provider is unavailable",
             Error::Oidc(OidcError::Refused(_)) => "Access denied",
             Error::Oidc(_) => "Sign-in failed",
+            Error::Saml(e) if e.status() >= 500 => "The identity provider is unavailable",
+            Error::Saml(SamlError::Refused(_)) => "Access denied",
+            Error::Saml(_) => "Sign-in failed",
         }
     }
 }
@@ -93,7 +100,8 @@ pub fn to_response(err: &Error, req: &Request<'_>, app: &App) -> Response {
             &serde_json::json!({"error": err.title(), "message": err.to_string(), "request_id": req.request_id}),
         );
     }
-    let login = matches!(err, Error::Oidc(_) | Error::Pending(_)).then(|| pages::login_link(app));
+    let login = matches!(err, Error::Oidc(_) | Error::Pending(_) | Error::Saml(_))
+        .then(|| pages::login_link(app));
     Response::html(
         status,
         pages::error_page(

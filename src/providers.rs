@@ -6,20 +6,53 @@ pub mod id_token;
 pub mod jwks;
 pub mod oidc;
 pub mod refresh;
+pub mod saml;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use url::Url;
 
-use crate::config::OidcProviderConfig;
+use crate::config::{OidcProviderConfig, SamlProviderConfig};
 use jwks::JwksCache;
 use oidc::{OidcError, OidcProvider};
+use saml::{SamlError, SamlProvider};
 
 /// All connections, by id.
 #[derive(Default)]
 pub struct Registry {
     providers: BTreeMap<String, Arc<OidcProvider>>,
+    saml: BTreeMap<String, Arc<SamlProvider>>,
+}
+
+/// One connection of either protocol, as the login chooser and readiness see it.
+#[derive(Clone, Copy)]
+pub enum Connection<'a> {
+    Oidc(&'a Arc<OidcProvider>),
+    Saml(&'a Arc<SamlProvider>),
+}
+
+impl Connection<'_> {
+    pub fn id(&self) -> &str {
+        match self {
+            Connection::Oidc(p) => p.id(),
+            Connection::Saml(p) => p.id(),
+        }
+    }
+
+    pub fn display_name(&self) -> &str {
+        match self {
+            Connection::Oidc(p) => &p.config.display_name,
+            Connection::Saml(p) => &p.config.display_name,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Connection::Oidc(p) => p.is_ready(),
+            Connection::Saml(p) => p.is_ready(),
+        }
+    }
 }
 
 impl Registry {
@@ -34,7 +67,34 @@ impl Registry {
             let p = OidcProvider::new(c.clone(), public_url, http.clone(), jwks.clone())?;
             providers.insert(c.id.clone(), Arc::new(p));
         }
-        Ok(Registry { providers })
+        Ok(Registry {
+            providers,
+            saml: BTreeMap::new(),
+        })
+    }
+
+    /// Adds the SAML connections.
+    pub fn with_saml(
+        mut self,
+        configs: &[SamlProviderConfig],
+        public_url: &Url,
+        http: &reqwest::Client,
+    ) -> Result<Self, SamlError> {
+        for c in configs {
+            let p = SamlProvider::new(c.clone(), public_url, http.clone())?;
+            self.saml.insert(c.id.clone(), Arc::new(p));
+        }
+        Ok(self)
+    }
+
+    /// A SAML connection by id.
+    pub fn get_saml(&self, id: &str) -> Option<&Arc<SamlProvider>> {
+        self.saml.get(id)
+    }
+
+    /// Every SAML connection.
+    pub fn saml_all(&self) -> impl Iterator<Item = &Arc<SamlProvider>> {
+        self.saml.values()
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<OidcProvider>> {
@@ -42,17 +102,18 @@ impl Registry {
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.providers.contains_key(id)
+        self.providers.contains_key(id) || self.saml.contains_key(id)
     }
 
-    /// Active connections, ordered by display name.
-    pub fn active(&self) -> Vec<&Arc<OidcProvider>> {
-        let mut v: Vec<_> = self
-            .providers
-            .values()
-            .filter(|p| p.config.active)
+    /// Active connections of both protocols, ordered by display name.
+    pub fn active(&self) -> Vec<Connection<'_>> {
+        let oidc = self.providers.values().filter(|p| p.config.active);
+        let saml = self.saml.values().filter(|p| p.config.active);
+        let mut v: Vec<Connection<'_>> = oidc
+            .map(Connection::Oidc)
+            .chain(saml.map(Connection::Saml))
             .collect();
-        v.sort_by(|a, b| a.config.display_name.cmp(&b.config.display_name));
+        v.sort_by(|a, b| a.display_name().cmp(b.display_name()));
         v
     }
 

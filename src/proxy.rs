@@ -25,8 +25,9 @@ use crate::providers::refresh;
 use crate::session::{LoadedSession, RequestCookies};
 use decide::{decide, Decision, RequestView};
 
-/// Largest request body our own endpoints read.
-const MAX_OWN_BODY: usize = 64 * 1024;
+/// Largest request body our own endpoints read (413 above): room for a SAML ACS POST with a
+/// `SAMLResponse` at its 256 KiB cap plus form encoding and `RelayState`.
+const MAX_OWN_BODY: usize = 320 * 1024;
 
 /// Per-request state.
 pub struct Ctx {
@@ -78,15 +79,12 @@ impl SsoProxy {
         let cookies =
             RequestCookies::parse(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
         let (loaded, session_cookies) = revalidate(app, app.sessions.load(&cookies, app.now()), &cookies).await;
-        let registry = app.registry.load();
         let view = RequestView {
             method: &req.method,
             path: &path,
             headers: &req.headers,
         };
-        let decision = decide(view, loaded.is_some(), &app.routes, &|id| {
-            registry.contains(id)
-        });
+        let decision = decide(view, loaded.is_some(), &app.routes);
         tracing::debug!(?decision, path = %path, "decided");
         match decision {
             Decision::Forward => {

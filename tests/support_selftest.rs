@@ -49,7 +49,12 @@ async fn echo_upstream_keeps_raw_paths_duplicate_headers_and_underscores() {
     let r = raw::get(
         echo.port,
         "/a/../b%2Fc",
-        &[("X-Dup", "1"), ("X-Dup", "2"), ("X_Under", "u"), ("Cookie", "a=1; b=2")],
+        &[
+            ("X-Dup", "1"),
+            ("X-Dup", "2"),
+            ("X_Under", "u"),
+            ("Cookie", "a=1; b=2"),
+        ],
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -64,9 +69,10 @@ async fn echo_upstream_keeps_raw_paths_duplicate_headers_and_underscores() {
 #[tokio::test]
 async fn echo_upstream_echoes_websocket_messages() {
     let echo = EchoUpstream::start();
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", echo.port))
-        .await
-        .expect("websocket handshake");
+    let (mut ws, resp) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", echo.port))
+            .await
+            .expect("websocket handshake");
     assert_eq!(resp.status().as_u16(), 101);
     ws.send("ping-1".into()).await.unwrap();
     let msg = ws.next().await.unwrap().unwrap();
@@ -193,7 +199,10 @@ async fn bad_op_modes_each_break_their_rule() {
                 assert_eq!(header["kid"], bad.primary_kid().as_str());
                 let err = verified.unwrap_err();
                 assert!(
-                    matches!(err.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature),
+                    matches!(
+                        err.kind(),
+                        jsonwebtoken::errors::ErrorKind::InvalidSignature
+                    ),
                     "{err:?}"
                 );
             }
@@ -242,7 +251,9 @@ async fn bad_op_modes_each_break_their_rule() {
                 verified.expect("only the nonce is missing");
             }
             Mode::UnknownKid => {
-                assert!(!bad.served_kids().contains(&header["kid"].as_str().unwrap().to_owned()));
+                assert!(!bad
+                    .served_kids()
+                    .contains(&header["kid"].as_str().unwrap().to_owned()));
             }
             Mode::HmacWithPublicKey => {
                 assert_eq!(header["alg"], "HS256");
@@ -302,12 +313,18 @@ async fn bad_op_rotation_serves_the_new_key_only_after_issuing() {
     let fetches = bad.jwks_fetches();
     let (id_token, _) = tokens(&bad).await;
     let kid = jwt_header(&id_token)["kid"].as_str().unwrap().to_owned();
-    assert!(decoding_key_for(&before, &kid).is_none(), "new kid unknown before the token");
+    assert!(
+        decoding_key_for(&before, &kid).is_none(),
+        "new kid unknown before the token"
+    );
     let b = Browser::new();
     let after = b.api_get(&format!("{}/jwks", bad.issuer)).await.json();
     assert_eq!(bad.jwks_fetches(), fetches + 1, "JWKS fetches are counted");
     verify(&bad, &after, &id_token).expect("verifies with the refetched JWKS");
-    assert!(bad.served_kids().contains(&bad.primary_kid()), "old key still served");
+    assert!(
+        bad.served_kids().contains(&bad.primary_kid()),
+        "old key still served"
+    );
 }
 
 #[tokio::test]
@@ -318,7 +335,11 @@ async fn bad_op_userinfo_sub_mismatch_and_authorize_error_modes() {
     assert_eq!(jwt_payload(&id_token)["sub"], "dave");
     let b = Browser::new();
     let info = b
-        .send(b.client.get(format!("{}/userinfo", bad.issuer)).bearer_auth(&access_token))
+        .send(
+            b.client
+                .get(format!("{}/userinfo", bad.issuer))
+                .bearer_auth(&access_token),
+        )
         .await
         .json();
     assert_eq!(info["sub"], "mallory");
@@ -331,7 +352,10 @@ async fn bad_op_userinfo_sub_mismatch_and_authorize_error_modes() {
 
     bad.set_mode(Mode::WrongIssResponseParam);
     let back = authorize(&bad, &b, None).await;
-    assert_eq!(query(&back, "iss").as_deref(), Some("https://evil.example.com"));
+    assert_eq!(
+        query(&back, "iss").as_deref(),
+        Some("https://evil.example.com")
+    );
     assert!(query(&back, "code").is_some());
 
     bad.set_mode(Mode::Good);
@@ -352,7 +376,11 @@ async fn bad_op_enforces_client_auth_single_use_codes_and_pkce() {
             b.client
                 .post(format!("{}/token", bad.issuer))
                 .basic_auth("c1", Some("wrong"))
-                .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]),
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                ]),
         )
         .await;
     assert_eq!(page.status, 401);
@@ -369,23 +397,62 @@ async fn bad_op_enforces_client_auth_single_use_codes_and_pkce() {
     let url = format!("{}/token", bad.issuer);
     assert_eq!(b.send(b.client.post(&url).form(&form)).await.status, 200);
     assert_eq!(b.send(b.client.post(&url).form(&form)).await.status, 400);
-    assert!(bad.token_auth_methods().contains(&"client_secret_post".to_owned()));
+    assert!(bad
+        .token_auth_methods()
+        .contains(&"client_secret_post".to_owned()));
 
     // S256: a wrong verifier fails, the right one works.
     let verifier = random_string(50);
     let challenge = b64url(&<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
-    let code = query(&authorize(&bad, &b, Some((&challenge, "S256"))).await, "code").unwrap();
-    assert_eq!(exchange(&bad, &b, &code, Some("wrong-verifier-wrong-verifier-wrong-verifier")).await.0, 400);
-    let code = query(&authorize(&bad, &b, Some((&challenge, "S256"))).await, "code").unwrap();
-    assert_eq!(exchange(&bad, &b, &code, None).await.0, 400, "verifier required");
-    let code = query(&authorize(&bad, &b, Some((&challenge, "S256"))).await, "code").unwrap();
+    let code = query(
+        &authorize(&bad, &b, Some((&challenge, "S256"))).await,
+        "code",
+    )
+    .unwrap();
+    assert_eq!(
+        exchange(
+            &bad,
+            &b,
+            &code,
+            Some("wrong-verifier-wrong-verifier-wrong-verifier")
+        )
+        .await
+        .0,
+        400
+    );
+    let code = query(
+        &authorize(&bad, &b, Some((&challenge, "S256"))).await,
+        "code",
+    )
+    .unwrap();
+    assert_eq!(
+        exchange(&bad, &b, &code, None).await.0,
+        400,
+        "verifier required"
+    );
+    let code = query(
+        &authorize(&bad, &b, Some((&challenge, "S256"))).await,
+        "code",
+    )
+    .unwrap();
     assert_eq!(exchange(&bad, &b, &code, Some(&verifier)).await.0, 200);
 
     // plain: verifier == challenge.
-    let code = query(&authorize(&bad, &b, Some((&verifier, "plain"))).await, "code").unwrap();
+    let code = query(
+        &authorize(&bad, &b, Some((&verifier, "plain"))).await,
+        "code",
+    )
+    .unwrap();
     assert_eq!(exchange(&bad, &b, &code, Some(&challenge)).await.0, 400);
-    let code = query(&authorize(&bad, &b, Some((&verifier, "plain"))).await, "code").unwrap();
+    let code = query(
+        &authorize(&bad, &b, Some((&verifier, "plain"))).await,
+        "code",
+    )
+    .unwrap();
     assert_eq!(exchange(&bad, &b, &code, Some(&verifier)).await.0, 200);
-    assert_eq!(bad.last_authorize_param("code_challenge_method").as_deref(), Some("plain"));
+    assert_eq!(
+        bad.last_authorize_param("code_challenge_method").as_deref(),
+        Some("plain")
+    );
     assert!(!bad.token_errors().is_empty());
 }

@@ -1,7 +1,7 @@
 //! ClearML-compatible SSO variables, `CLEARML__{services,secure}__login__sso__oauth_client__<id>__…`
 //! (or `TRAINS__…`), with their HOCON-style values, merged into `providers.<id>`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
@@ -16,8 +16,8 @@ const PREFIXES: &[(&str, Layer)] = &[("TRAINS__", Layer::Trains), ("CLEARML__", 
 enum SsoVar {
     /// `oauth_client__<id>__<key>…`: the provider path, lower-cased (`[id, key, …]`).
     Oidc(Vec<String>),
-    /// `saml_client__<id>__…`.
-    Saml(String),
+    /// `saml_client__<id>__<key>…`: the provider path, lower-cased (`[id, key, …]`).
+    Saml(Vec<String>),
     Invalid(&'static str),
 }
 
@@ -27,7 +27,6 @@ pub(crate) fn apply(
     env: &BTreeMap<String, String>,
     problems: &mut Vec<ConfigProblem>,
 ) {
-    let mut saml_reported = BTreeSet::new();
     for (prefix, layer) in PREFIXES {
         for (name, raw) in env {
             let Some(var) = name.strip_prefix(prefix).and_then(classify) else {
@@ -46,11 +45,17 @@ pub(crate) fn apply(
                     }
                     Err(message) => problems.push(problem(message)),
                 },
-                SsoVar::Saml(id) => {
-                    if saml_reported.insert(id) {
-                        problems.push(problem("SAML connections are not supported yet"));
+                SsoVar::Saml(path) => match parse_value(raw) {
+                    Ok(value) => {
+                        let id = path.first().cloned().unwrap_or_default();
+                        let protocol = ["providers".to_owned(), id, "protocol".to_owned()];
+                        tree.set(&protocol, Value::String("saml".into()), name, *layer);
+                        let mut full = vec!["providers".to_owned()];
+                        full.extend(path);
+                        tree.set(&full, value, name, *layer);
                     }
-                }
+                    Err(message) => problems.push(problem(message)),
+                },
                 SsoVar::Invalid(message) => problems.push(problem(message)),
             }
         }
@@ -76,8 +81,14 @@ fn classify(rest: &str) -> Option<SsoVar> {
             }
         }
         ("oauth_client", _) => SsoVar::Invalid("expected …__oauth_client__<id>__<key>"),
-        ("saml_client", [id, ..]) => SsoVar::Saml(id.to_string()),
-        ("saml_client", []) => SsoVar::Saml(String::new()),
+        ("saml_client", [id, key @ ..]) if !key.is_empty() && !id.is_empty() => {
+            if key.iter().any(|k| k.is_empty()) {
+                SsoVar::Invalid("empty level in the variable name (levels are separated by `__`)")
+            } else {
+                SsoVar::Saml(tail.iter().map(|s| s.to_string()).collect())
+            }
+        }
+        ("saml_client", _) => SsoVar::Invalid("expected …__saml_client__<id>__<key>"),
         _ => SsoVar::Invalid("unknown SSO setting: expected oauth_client or saml_client"),
     };
     Some(var)
@@ -230,7 +241,7 @@ mod tests {
         );
         assert_eq!(
             classify("secure__login__sso__saml_client__duo__entity_id"),
-            Some(SsoVar::Saml("duo".into()))
+            Some(SsoVar::Saml(vec!["duo".into(), "entity_id".into()]))
         );
         assert_eq!(classify("apiserver__auth__fixed_users__enabled"), None);
         assert!(matches!(

@@ -151,9 +151,13 @@ pub(crate) fn normalize(tree: &mut Tree, problems: &mut Vec<ConfigProblem>) -> R
     let mut root = Value::Mapping(std::mem::take(&mut tree.root));
     let mut cx = Ctx::new(tree);
     check(&mut root, Kind::Map(ROOT), "", &mut cx);
+    let saml_providers = super::saml::split_raw(&mut root, &mut cx);
     problems.append(&mut cx.problems);
     match serde_yaml::from_value(root) {
-        Ok(raw) => raw,
+        Ok(raw) => RawConfig {
+            saml_providers,
+            ..raw
+        },
         Err(e) => {
             problems.push(ConfigProblem {
                 key: "config".to_owned(),
@@ -270,10 +274,10 @@ fn check_providers(value: &mut Value, path: &str, cx: &mut Ctx) -> bool {
                 "invalid connection id: use only a-z, 0-9, `_` and `-`",
             );
             drop.push(key.clone());
-        } else if is_saml(child) {
-            let protocol_path = join(&child_path, "protocol");
-            cx.error(&protocol_path, "SAML connections are not supported yet");
-            drop.push(key.clone());
+        } else if super::saml::is_saml(child) {
+            if !check_map(child, super::saml::SAML_PROVIDER, &child_path, cx) {
+                drop.push(key.clone());
+            }
         } else if !check_map(child, PROVIDER, &child_path, cx) {
             drop.push(key.clone());
         }
@@ -282,13 +286,6 @@ fn check_providers(value: &mut Value, path: &str, cx: &mut Ctx) -> bool {
         map.shift_remove(&key);
     }
     true
-}
-
-fn is_saml(provider: &Value) -> bool {
-    provider
-        .get("protocol")
-        .and_then(Value::as_str)
-        .is_some_and(|p| p.trim().eq_ignore_ascii_case("saml"))
 }
 
 fn key_text(key: &Value) -> String {
@@ -384,6 +381,9 @@ pub(crate) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub directory: Option<RawDirectory>,
     pub providers: Option<BTreeMap<String, RawProvider>>,
+    /// `protocol: saml` connections, moved out of `providers` by `normalize`.
+    #[serde(skip)]
+    pub saml_providers: BTreeMap<String, super::saml::RawSamlProvider>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -530,7 +530,13 @@ pub(crate) fn reference_keys() -> Vec<String> {
             let path = join(prefix, name);
             match kind {
                 Map(inner) => walk(&path, inner, out),
-                Kind::Providers => walk(&format!("{path}.<id>"), PROVIDER, out),
+                Kind::Providers => {
+                    walk(&format!("{path}.<id>"), PROVIDER, out);
+                    let mut saml = Vec::new();
+                    walk(&format!("{path}.<id>"), super::saml::SAML_PROVIDER, &mut saml);
+                    saml.retain(|k| !out.contains(k));
+                    out.extend(saml);
+                }
                 _ => out.push(path),
             }
         }

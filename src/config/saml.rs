@@ -199,6 +199,8 @@ pub struct SamlProviderConfig {
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSamlProvider {
+    /// Always `saml` here (`split_raw` selected on it).
+    #[allow(dead_code)]
     pub protocol: Option<String>,
     pub provider: Option<String>,
     pub display_name: Option<String>,

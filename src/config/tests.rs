@@ -353,7 +353,8 @@ fn clearml_value_errors_name_the_variable_and_hide_the_value() {
     let saml = "CLEARML__services__login__sso__saml_client__duo__entity_id";
     let p = problems(Some(BASE), &[(var, "abc$hidden"), (saml, "x")]);
     assert!(has(&p, var, "quote values containing # or $"), "{p:#?}");
-    assert!(has(&p, saml, "SAML connections are not supported yet"));
+    assert!(has(&p, "providers.duo.idp_metadata", "required"), "{p:#?}");
+    assert!(has(&p, "providers.duo.idp_metadata", "saml_client__duo__idp_metadata"));
     assert!(!format!("{p:?}").contains("hidden"));
 }
 
@@ -447,11 +448,7 @@ fn provider_errors_are_all_reported() {
     assert!(has(&p, "providers.b.client_id", "required"));
     assert!(has(&p, "providers.b.display_name", "unique"));
     assert!(has(&p, "providers.k.base_url", "Keycloak needs base_url"));
-    assert!(has(
-        &p,
-        "providers.s.protocol",
-        "SAML connections are not supported yet"
-    ));
+    assert!(has(&p, "providers.s.idp_metadata", "required"));
     assert!(has(
         &p,
         "providers.c.issuer",

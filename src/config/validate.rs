@@ -185,6 +185,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let admin_token = non_empty_secret(cx, "admin.token", admin.token, admin.token_file);
     let directory = raw.directory.unwrap_or_default();
     let providers = provider::convert_all(cx, raw.providers.unwrap_or_default());
+    let saml_providers = super::saml::convert_all(cx, raw.saml_providers, &providers);
     Some(Config {
         listen,
         upstream: upstream?,
@@ -206,6 +207,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
             groups: trimmed(directory.groups),
         },
         providers,
+        saml_providers,
     })
 }
 

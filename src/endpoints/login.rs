@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::config::PkceMethod;
 use crate::error::Error;
 use crate::providers::oidc::OidcProvider;
+use crate::providers::Connection;
 use crate::session::{PendingLogin, PendingStore};
 
 pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
@@ -34,8 +35,10 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         None if active.len() == 1 => active.first(),
         None => None,
     };
-    if let Some(provider) = chosen {
-        return start(app, provider, rd, req).await;
+    match chosen {
+        Some(Connection::Oidc(provider)) => return start(app, provider, rd, req).await,
+        Some(Connection::Saml(provider)) => return super::saml_login::start(app, provider, rd, req),
+        None => {}
     }
     if active.is_empty() {
         return Err(Error::NoConnections);
@@ -44,7 +47,7 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         .iter()
         .map(|p| {
             let href = format!("/_sso/login?provider={}&rd={}", enc(p.id()), enc(&rd));
-            (p.config.display_name.clone(), href)
+            (p.display_name().to_owned(), href)
         })
         .collect();
     Ok(Response::html(200, pages::chooser(&entries)))

@@ -22,7 +22,7 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
             let rd = req.query_param("rd");
             let token = req
                 .session
-                .map(|s| csrf_token(app, &s.session))
+                .map(|_| csrf_token(app, req))
                 .unwrap_or_default();
             Ok(Response::html(
                 200,
@@ -31,9 +31,9 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         }
         Method::POST => {
             let session = req.session.map(|s| s.session.clone());
-            if let Some(s) = &session {
+            if session.is_some() {
                 if !same_origin(app, req)
-                    && !token_matches(app, s, req.form_param("csrf").as_deref())
+                    && !token_matches(app, req, req.form_param("csrf").as_deref())
                 {
                     return Err(Error::Forbidden(
                         "the sign-out request did not come from this site".into(),
@@ -77,20 +77,24 @@ async fn revoke_tokens(app: &App, session: &Session) {
     }
 }
 
-/// A token bound to this session and our secret; stateless, so it works with both stores.
-pub fn csrf_token(app: &App, session: &Session) -> String {
+/// A token bound to this browser's session cookie and our secret: stateless, so it works
+/// with both stores, and useless for any other session.
+pub fn csrf_token(app: &App, req: &Request<'_>) -> String {
+    let names = &app.cookie_names;
+    let cookie = req
+        .cookies
+        .get(names.session())
+        .or_else(|| req.cookies.get(&names.chunk(0)))
+        .unwrap_or_default();
     let mut h = Sha256::new();
     h.update(b"sso-proxy logout csrf\0");
     h.update(app.config.session.secret.expose());
-    h.update(session.identity.provider.as_bytes());
-    h.update(b"\0");
-    h.update(session.identity.user.as_bytes());
-    h.update(session.created_at.to_be_bytes());
+    h.update(cookie.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
 }
 
-fn token_matches(app: &App, session: &Session, given: Option<&str>) -> bool {
-    given.is_some_and(|g| constant_time_eq(g.as_bytes(), csrf_token(app, session).as_bytes()))
+fn token_matches(app: &App, req: &Request<'_>, given: Option<&str>) -> bool {
+    given.is_some_and(|g| constant_time_eq(g.as_bytes(), csrf_token(app, req).as_bytes()))
 }
 
 fn same_origin(app: &App, req: &Request<'_>) -> bool {
@@ -104,6 +108,9 @@ fn same_origin(app: &App, req: &Request<'_>) -> bool {
 /// RP-initiated logout at the IdP (`idp_logout`), with `id_token_hint`.
 fn idp_logout_url(app: &App, session: &Session, rd: &str) -> Option<String> {
     let registry = app.registry.load();
+    if registry.get_saml(&session.identity.provider).is_some() {
+        return crate::providers::saml::logout_redirect(app, session, rd);
+    }
     let provider = registry.get(&session.identity.provider)?;
     if !provider.config.idp_logout {
         return None;

@@ -63,15 +63,9 @@ impl Routes {
     }
 }
 
-/// Decide what happens to a request. `is_connection` tells whether an id names a configured
-/// connection, so `/callback_<id>` of an unknown id stays the app's own path.
-pub fn decide(
-    req: RequestView<'_>,
-    has_session: bool,
-    routes: &Routes,
-    is_connection: &dyn Fn(&str) -> bool,
-) -> Decision {
-    if let Some(route) = own_route(req.path, is_connection) {
+/// Decide what happens to a request.
+pub fn decide(req: RequestView<'_>, has_session: bool, routes: &Routes) -> Decision {
+    if let Some(route) = own_route(req.path) {
         return Decision::Own(route);
     }
     if has_session || routes.skips_auth(req.method, req.path) {
@@ -84,9 +78,14 @@ pub fn decide(
     }
 }
 
-fn own_route(path: &str, is_connection: &dyn Fn(&str) -> bool) -> Option<OwnRoute> {
+/// `/callback_<id>` (any well-formed id: an unknown one gets a clear 400) and `/_sso/*`.
+fn own_route(path: &str) -> Option<OwnRoute> {
     if let Some(id) = path.strip_prefix("/callback_") {
-        return is_connection(id).then(|| OwnRoute::Callback(id.to_owned()));
+        let well_formed = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        return well_formed.then(|| OwnRoute::Callback(id.to_owned()));
     }
     let rest = path
         .strip_prefix("/_sso/")

@@ -18,7 +18,7 @@ fn run(method: Method, path: &str, h: &HeaderMap, session: bool, routes: &Routes
         path,
         headers: h,
     };
-    decide(req, session, routes, &|id| id == "kc" || id == "local")
+    decide(req, session, routes)
 }
 
 #[test]
@@ -134,10 +134,13 @@ fn own_routes_win_with_or_without_session() {
 }
 
 #[test]
-fn unknown_callback_id_is_the_apps_path() {
+fn callback_paths_are_ours_only_when_well_formed() {
     let h = HeaderMap::new();
+    let r = Routes::default();
     assert_eq!(
-        run(Method::GET, "/callback_other", &h, true, &Routes::default()),
-        Decision::Forward
+        run(Method::GET, "/callback_other", &h, true, &r),
+        Decision::Own(OwnRoute::Callback("other".into()))
     );
+    assert_eq!(run(Method::GET, "/callback_A/b", &h, true, &r), Decision::Forward);
+    assert_eq!(run(Method::GET, "/callback_", &h, true, &r), Decision::Forward);
 }

@@ -108,36 +108,46 @@ pub fn strip_reserved(req: &mut RequestHeader, rules: &StripRules) -> usize {
     for name in &doomed {
         req.remove_header(name);
     }
-    let connection: Option<String> =
-        req.headers
-            .get_all(CONNECTION)
-            .iter()
-            .try_fold(String::new(), |mut acc, v| {
-                let v = v.to_str().ok()?;
-                if !acc.is_empty() {
-                    acc.push(',');
-                }
-                acc.push_str(v);
-                Some(acc)
-            });
-    if let Some(conn) = connection.filter(|c| !c.is_empty()) {
-        let kept: Vec<&str> = conn
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && !rules.is_reserved(t))
-            .collect();
-        let joined = kept.join(", ");
-        if joined != conn {
-            req.remove_header(&CONNECTION);
-            if let Ok(v) = HeaderValue::from_str(&joined) {
-                if !joined.is_empty() {
-                    // Insertion of a valid value into a request header cannot fail.
-                    let _ = req.insert_header(CONNECTION, v);
-                }
-            }
+    strip_connection_listed(req);
+    doomed.len()
+}
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1): every header named in `Connection` is removed,
+/// and `Connection` keeps only `keep-alive`, `close` and `upgrade`. So a client can neither pass
+/// a hop-by-hop header through nor ask a later hop to drop the identity headers we add.
+fn strip_connection_listed(req: &mut RequestHeader) {
+    let Some(first) = req.headers.get(CONNECTION) else {
+        return;
+    };
+    if req.headers.get_all(CONNECTION).iter().count() == 1
+        && first.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+    {
+        return;
+    }
+    let tokens: Vec<String> = req
+        .headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let (kept, listed): (Vec<String>, Vec<String>) = tokens
+        .into_iter()
+        .partition(|t| matches!(t.as_str(), "keep-alive" | "close" | "upgrade"));
+    for name in &listed {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            req.remove_header(&name);
         }
     }
-    doomed.len()
+    req.remove_header(&CONNECTION);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+            // Inserting a valid value into a request header cannot fail.
+            let _ = req.insert_header(CONNECTION, v);
+        }
+    }
 }
 
 /// The identity as `(header name, value)` pairs under the configured upstream names.

@@ -108,7 +108,11 @@ struct Key {
 impl Key {
     fn generate() -> Arc<Self> {
         let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA key");
-        let pkcs1_der = private.to_pkcs1_der().expect("PKCS#1 DER").as_bytes().to_vec();
+        let pkcs1_der = private
+            .to_pkcs1_der()
+            .expect("PKCS#1 DER")
+            .as_bytes()
+            .to_vec();
         Arc::new(Self {
             kid: random_string(12),
             private,
@@ -339,7 +343,9 @@ impl BadOp {
 
     /// The JWKS as served (without counting a fetch).
     pub fn jwks(&self) -> Value {
-        self.with(|s| json!({ "keys": s.served.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() }))
+        self.with(
+            |s| json!({ "keys": s.served.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() }),
+        )
     }
 }
 
@@ -371,7 +377,11 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Response<Bo
         (Method::GET, "/authorize") => authorize(&query, &mut state.lock().expect("lock")),
         (Method::POST, "/token") => {
             let body = http_server::read_body(req.into_body()).await;
-            token(auth_header.as_deref(), &body, &mut state.lock().expect("lock"))
+            token(
+                auth_header.as_deref(),
+                &body,
+                &mut state.lock().expect("lock"),
+            )
         }
         (Method::GET | Method::POST, "/userinfo") => {
             userinfo(auth_header.as_deref(), &mut state.lock().expect("lock"))
@@ -511,7 +521,9 @@ fn check_pkce(pending: &PendingCode, verifier: Option<&str>) -> Result<(), Strin
             if &expected == challenge {
                 Ok(())
             } else {
-                Err(format!("PKCE {method} verifier does not match the challenge"))
+                Err(format!(
+                    "PKCE {method} verifier does not match the challenge"
+                ))
             }
         }
     }
@@ -531,14 +543,24 @@ fn token(auth_header: Option<&str>, body: &[u8], s: &mut State) -> Response<Body
         return oauth_error(s, 401, "invalid_client", "no client authentication".into());
     };
     if id != s.client_id || secret != s.client_secret {
-        return oauth_error(s, 401, "invalid_client", format!("wrong client credentials for {id}"));
+        return oauth_error(
+            s,
+            401,
+            "invalid_client",
+            format!("wrong client credentials for {id}"),
+        );
     }
     s.token_auth_methods.push(method.to_owned());
     if param(&params, "grant_type") != Some("authorization_code") {
         return oauth_error(s, 400, "unsupported_grant_type", "grant_type".into());
     }
     let Some(pending) = param(&params, "code").and_then(|c| s.codes.remove(c)) else {
-        return oauth_error(s, 400, "invalid_grant", "unknown or already used code".into());
+        return oauth_error(
+            s,
+            400,
+            "invalid_grant",
+            "unknown or already used code".into(),
+        );
     };
     if param(&params, "redirect_uri") != Some(pending.redirect_uri.as_str()) {
         return oauth_error(s, 400, "invalid_grant", "redirect_uri differs".into());
@@ -604,10 +626,7 @@ fn id_token(s: &mut State, nonce: Option<&str>) -> String {
     let mut signer = s.primary.clone();
 
     match s.mode {
-        Mode::Good
-        | Mode::UserinfoSubMismatch
-        | Mode::IdpError
-        | Mode::WrongIssResponseParam => {}
+        Mode::Good | Mode::UserinfoSubMismatch | Mode::IdpError | Mode::WrongIssResponseParam => {}
         Mode::BadSignature => signer = s.key("other"),
         Mode::AlgNone => {
             header = json!({ "alg": "none", "typ": "JWT", "kid": s.primary.kid });
@@ -687,7 +706,9 @@ fn id_token(s: &mut State, nonce: Option<&str>) -> String {
 
 fn userinfo(auth_header: Option<&str>, s: &mut State) -> Response<Body> {
     s.userinfo_requests += 1;
-    let token = auth_header.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+    let token = auth_header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
     let Some(sub) = s.access_tokens.get(token.trim()).cloned() else {
         return http_server::json_response(401, &json!({ "error": "invalid_token" }));
     };

@@ -164,7 +164,10 @@ impl Browser {
         {
             let mut log = self.set_cookies.lock().expect("lock");
             for value in headers.get_all("set-cookie") {
-                log.push((url.clone(), String::from_utf8_lossy(value.as_bytes()).into()));
+                log.push((
+                    url.clone(),
+                    String::from_utf8_lossy(value.as_bytes()).into(),
+                ));
             }
         }
         let body = response.text().await.unwrap_or_default();
@@ -193,7 +196,8 @@ impl Browser {
 
     /// GET as curl does (`Accept: */*`, no fetch metadata).
     pub async fn api_get(&self, url: &str) -> Page {
-        self.send(self.client.get(url).header("accept", "*/*")).await
+        self.send(self.client.get(url).header("accept", "*/*"))
+            .await
     }
 
     /// Follow redirects from `page` as navigations until a non-redirect (at most 20 hops).
@@ -333,7 +337,10 @@ impl Browser {
             next = posted.location().expect("location");
             last = Some(posted);
         }
-        panic!("login flow did not finish in 30 steps:\n  {}", trail.join("\n  "));
+        panic!(
+            "login flow did not finish in 30 steps:\n  {}",
+            trail.join("\n  ")
+        );
     }
 
     /// Log in through the proxy at `base` (`http://127.0.0.1:<port>`): starts at
@@ -361,11 +368,16 @@ impl Browser {
     }
 
     /// Like [`login`](Self::login) but starting from any URL (e.g. a protected page).
-    pub async fn login_from(&self, base: &str, start: &str, user: &str, password: &str) -> LoginResult {
+    pub async fn login_from(
+        &self,
+        base: &str,
+        start: &str,
+        user: &str,
+        password: &str,
+    ) -> LoginResult {
         let base_url = Url::parse(base).expect("base url");
-        let is_callback = |u: &Url| {
-            u.origin() == base_url.origin() && u.path().starts_with("/callback_")
-        };
+        let is_callback =
+            |u: &Url| u.origin() == base_url.origin() && u.path().starts_with("/callback_");
         let driven = self.drive(start, user, password, is_callback).await;
         let mut trail = driven.trail;
         let Some(callback) = driven.stopped_at else {

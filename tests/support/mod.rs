@@ -13,12 +13,8 @@ pub mod http_server;
 pub mod op;
 pub mod proxy;
 pub mod raw;
+pub mod saml_bad_idp;
+pub mod saml_idp;
+pub mod saml_stack;
 pub mod stack;
 pub mod util;
-
-pub use bad_op::{BadOp, Mode};
-pub use browser::{Browser, LoginResult};
-pub use echo::{EchoRequest, EchoUpstream};
-pub use op::{spawn_op, Op, OpClient};
-pub use proxy::{spawn_proxy, Proxy};
-pub use stack::{Stack, StackOptions};

@@ -1,6 +1,5 @@
 //! The proxy under test: the real `sso-proxy` binary with a YAML config in a temp directory.
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -133,17 +132,16 @@ impl Proxy {
             .expect("client");
         let url = self.url(path);
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut last = String::from("no answer");
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(200));
                 panic!("sso-proxy exited with {status} before {path} answered 200 (output below)");
             }
-            match client.get(&url).send().await {
+            let last = match client.get(&url).send().await {
                 Ok(r) if r.status().as_u16() == 200 => return,
-                Ok(r) => last = format!("status {}", r.status()),
-                Err(e) => last = e.to_string(),
-            }
+                Ok(r) => format!("status {}", r.status()),
+                Err(e) => e.to_string(),
+            };
             if Instant::now() > deadline {
                 panic!(
                     "sso-proxy: {path} did not answer 200 within 20 s (last: {last}; output below)"

@@ -34,14 +34,23 @@ impl RawResponse {
     }
 }
 
-/// Send `head` (request line and headers, `\r\n`-separated, without the final blank line) plus
-/// `Host` and `Connection: close`, and read the whole response.
+/// Send the request line and `headers`, plus `Host` and `Connection: close` (merged into a
+/// caller's own `Connection` header), and read the whole response.
 pub async fn request(port: u16, request_line: &str, headers: &[(&str, &str)]) -> RawResponse {
     let mut text = format!("{request_line}\r\nHost: 127.0.0.1:{port}\r\n");
+    let mut has_connection = false;
     for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
+        if name.eq_ignore_ascii_case("connection") && !has_connection {
+            has_connection = true;
+            text.push_str(&format!("{name}: {value}, close\r\n"));
+        } else {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
     }
-    text.push_str("Connection: close\r\n\r\n");
+    if !has_connection {
+        text.push_str("Connection: close\r\n");
+    }
+    text.push_str("\r\n");
     send_bytes(port, text.as_bytes()).await
 }
 
@@ -50,22 +59,62 @@ pub async fn get(port: u16, target: &str, headers: &[(&str, &str)]) -> RawRespon
     request(port, &format!("GET {target} HTTP/1.1"), headers).await
 }
 
-/// Write `bytes` to 127.0.0.1:`port` and read until the server closes the connection.
+/// Write `bytes` to 127.0.0.1:`port` and read one response: up to `Content-Length`, the last
+/// chunk, or the end of the connection.
 pub async fn send_bytes(port: u16, bytes: &[u8]) -> RawResponse {
+    let head_only = bytes.starts_with(b"HEAD ");
     let fut = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
         stream.write_all(bytes).await.expect("write request");
         let mut buf = Vec::new();
-        // A reset after a complete response still leaves the bytes read so far.
-        let _ = stream.read_to_end(&mut buf).await;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if is_complete(&buf, head_only) {
+                break;
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
         buf
     };
     let buf = tokio::time::timeout(Duration::from_secs(20), fut)
         .await
         .expect("raw request timed out");
     parse(&buf)
+}
+
+/// Whether `buf` holds a whole response (as far as its framing tells).
+fn is_complete(buf: &[u8], head_only: bool) -> bool {
+    let Some(split) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let body = &buf[split + 4..];
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+        return true;
+    }
+    let header = |name: &str| {
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    match header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(len) => body.len() >= len,
+        None => false,
+    }
 }
 
 fn parse(buf: &[u8]) -> RawResponse {
@@ -108,10 +157,7 @@ fn parse(buf: &[u8]) -> RawResponse {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..line_end]);
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let Ok(size) = usize::from_str_radix(size_text, 16) else {

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::bad_op::BadOp;
-use super::browser::{Browser, LoginResult};
+use super::browser::{Browser, LoginResult, Page};
 use super::echo::EchoUpstream;
 use super::op::{spawn_op, Op, OpClient};
 use super::proxy::{spawn_proxy_with, Proxy};
@@ -95,12 +95,12 @@ pub fn oidc_provider(display_name: &str, issuer: &str, client_id: &str, secret: 
 
 impl Stack {
     /// Echo upstream + real OP (`local`) + proxy with the default config.
-    pub async fn real() -> Self {
+    pub async fn with_real_op() -> Self {
         Self::start(StackOptions::real(), |_| {}).await
     }
 
     /// Echo upstream + BadOp (`bad`) + proxy with the default config.
-    pub async fn bad() -> Self {
+    pub async fn with_bad_op() -> Self {
         Self::start(StackOptions::bad(), |_| {}).await
     }
 
@@ -181,7 +181,12 @@ impl Stack {
     }
 
     /// Log in at the real OP (`local`) as `user` (password `<user>-pw`).
-    pub async fn login_local(&self, browser: &Browser, user: &str, rd: Option<&str>) -> LoginResult {
+    pub async fn login_local(
+        &self,
+        browser: &Browser,
+        user: &str,
+        rd: Option<&str>,
+    ) -> LoginResult {
         browser
             .login(self.base(), Some(LOCAL), user, &format!("{user}-pw"), rd)
             .await
@@ -189,13 +194,17 @@ impl Stack {
 
     /// Log in at the BadOp (`bad`) in its current mode.
     pub async fn login_bad(&self, browser: &Browser, rd: Option<&str>) -> LoginResult {
-        browser.login(self.base(), Some(BAD), "unused", "unused", rd).await
+        browser
+            .login(self.base(), Some(BAD), "unused", "unused", rd)
+            .await
     }
 
     /// A new browser, logged in as `user` at the real OP; panics unless it worked.
     pub async fn browser_as(&self, user: &str) -> Browser {
         let browser = Browser::new();
-        self.login_local(&browser, user, None).await.expect_success();
+        self.login_local(&browser, user, None)
+            .await
+            .expect_success();
         browser
     }
 
@@ -209,5 +218,76 @@ impl Stack {
     /// The current session cookie (`sso_session`) in `browser`, if any.
     pub fn session_cookie(&self, browser: &Browser) -> Option<String> {
         browser.cookie(&self.url("/"), "sso_session")
+    }
+
+    /// `GET /_sso/userinfo` as an API call.
+    pub async fn userinfo(&self, browser: &Browser) -> Page {
+        browser
+            .send(
+                browser
+                    .client
+                    .get(self.url("/_sso/userinfo"))
+                    .header("accept", "application/json"),
+            )
+            .await
+    }
+
+    /// The session in `browser` is valid: `/_sso/userinfo` answers 200; returns its JSON.
+    pub async fn assert_logged_in(&self, browser: &Browser) -> Value {
+        let page = self.userinfo(browser).await;
+        assert_eq!(
+            page.status, 200,
+            "expected a session; /_sso/userinfo: {}",
+            page.body
+        );
+        page.json()
+    }
+
+    /// `browser` has no session: `/_sso/userinfo` and a protected API request answer 401 and
+    /// the upstream sees nothing.
+    pub async fn assert_no_session(&self, browser: &Browser) {
+        let page = self.userinfo(browser).await;
+        assert_eq!(
+            page.status, 401,
+            "expected no session; /_sso/userinfo: {}",
+            page.body
+        );
+        let before = self.echo.request_count();
+        let page = browser.api_get(&self.url("/protected/after-check")).await;
+        assert_eq!(
+            page.status, 401,
+            "expected no session; protected page: {}",
+            page.body
+        );
+        assert_eq!(
+            self.echo.request_count(),
+            before,
+            "upstream reached without a session"
+        );
+    }
+
+    /// Panic if `body` contains any token the BadOp issued or any secret of this set-up.
+    pub fn assert_no_secrets_in(&self, what: &str, body: &str) {
+        let mut secrets = vec![
+            self.session_secret.clone(),
+            self.local_client_secret.clone(),
+        ];
+        if let Some(bad) = &self.bad {
+            secrets.push(bad.client_secret.clone());
+            for token in bad.issued_tokens() {
+                // The whole token, and its signature on its own (when it has one).
+                if let Some(sig) = token.rsplit('.').next().filter(|s| s.len() > 16) {
+                    secrets.push(sig.to_owned());
+                }
+                secrets.push(token);
+            }
+        }
+        for secret in secrets {
+            assert!(
+                !body.contains(&secret),
+                "{what} contains a token or secret ({}...)",
+                &secret[..secret.len().min(8)]
+            );
+        }
     }
 }

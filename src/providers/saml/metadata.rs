@@ -48,8 +48,8 @@ pub enum MetadataError {
 pub fn parse(xml: &str) -> Result<IdpMetadata, MetadataError> {
     reject_dtd(xml)?;
     let doc: EntityDescriptorType = xml
-        .parse()
-        .map_err(|e: samael::metadata::de::DeError| MetadataError::Schema(short(&e.to_string())))
+        .parse::<EntityDescriptorType>()
+        .map_err(|e| MetadataError::Schema(short(&e.to_string())))
         .or_else(|_| {
             xml.parse::<EntityDescriptor>()
                 .map(EntityDescriptorType::EntityDescriptor)

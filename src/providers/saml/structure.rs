@@ -219,7 +219,6 @@ fn check_signature(
             .unwrap_or_default()
             .to_owned()
     };
-    let find = |n: Node<'_, '_>, name: &str| children(n).find(|c| is(*c, DSIG_NS, name));
     let c14n = algorithm(find(signed_info, "CanonicalizationMethod"));
     allowed(TRANSFORMS.contains(&c14n.as_str()), "canonicalization", &c14n)?;
     let method = algorithm(find(signed_info, "SignatureMethod"));
@@ -252,6 +251,10 @@ fn check_signature(
     let digest = algorithm(find(*reference, "DigestMethod"));
     let ok = DIGEST_ALGS.contains(&digest.as_str()) || (allow_sha1 && digest == SHA1_DIGEST);
     allowed(ok, "digest algorithm", &digest)
+}
+
+fn find<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
+    children(node).find(|c| is(*c, DSIG_NS, name))
 }
 
 fn allowed(ok: bool, what: &'static str, uri: &str) -> Result<(), ResponseError> {

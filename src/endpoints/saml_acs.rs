@@ -1,0 +1,113 @@
+//! `POST /callback_<id>` for a SAML connection: the Assertion Consumer Service (HTTP-POST
+//! binding). `RelayState` names this browser's pending login (sealed cookie), whose AuthnRequest
+//! ID the response must answer; the response is verified by the strict wrapper, the user is
+//! admitted by the shared rules and a new session starts (303 to the saved target). Any failure
+//! gets an error page (400, 403 for signature failures, 413 when oversized) and no session.
+//! `GET /callback_<id>` with a `SAMLResponse` is the return from SP-initiated Single Logout.
+
+use http::Method;
+
+use super::redirect::safe_target;
+use super::{Request, Response};
+use crate::app::App;
+use crate::error::Error;
+use crate::identity::{admit, Admission};
+use crate::providers::saml::verify::{ResponseError, MAX_ENCODED_RESPONSE};
+use crate::providers::saml::{pack_sid, SamlError, SamlLogin, SamlProvider};
+use crate::session::Session;
+
+pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, Error> {
+    let registry = app.registry.load_full();
+    let provider = registry
+        .get_saml(id)
+        .filter(|p| p.config.active)
+        .ok_or_else(|| Error::UnknownConnection(id.to_owned()))?;
+    match *req.method {
+        Method::POST => acs(app, provider, req),
+        Method::GET | Method::HEAD => logout_return(app, req),
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+fn refused(e: ResponseError) -> Error {
+    Error::Saml(SamlError::Response(e))
+}
+
+fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Response, Error> {
+    let encoded = req
+        .form_param("SAMLResponse")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::BadRequest("the request carries no SAMLResponse".into()))?;
+    if encoded.len() > MAX_ENCODED_RESPONSE {
+        return Err(refused(ResponseError::TooLarge));
+    }
+    let now = app.now();
+    let idp_initiated = provider.config.allow_idp_initiated;
+    let relay_state = req.form_param("RelayState").filter(|s| !s.is_empty());
+    let taken = relay_state
+        .as_deref()
+        .map(|state| app.pending.take(state, req.cookies, now));
+    let (pending, clear) = match taken {
+        Some(Ok((pending, clear))) => (Some(pending), Some(clear)),
+        Some(Err(e)) if !idp_initiated => return Err(e.into()),
+        None if !idp_initiated => return Err(refused(ResponseError::Unsolicited)),
+        // Unsolicited, and allowed: a RelayState that names no login of ours is ignored.
+        _ => (None, None),
+    };
+    if pending.as_ref().is_some_and(|p| p.provider != provider.id()) {
+        return Err(Error::BadRequest(
+            "the login was started at another connection".into(),
+        ));
+    }
+    let request_id = pending.as_ref().map(|p| p.nonce.as_str());
+    let result = provider.complete(&encoded, request_id, now).inspect_err(|e| {
+        tracing::info!(provider = %provider.id(), request_id = %req.request_id, error = %e, "SAML response refused");
+    })?;
+    admit_user(app, provider, &result)?;
+    let cookies = create_session(app, result)?;
+    tracing::info!(provider = %provider.id(), request_id = %req.request_id, unsolicited = pending.is_none(), "login complete");
+    let target = pending.map_or_else(|| "/".to_owned(), |p| p.return_to);
+    Ok(Response::redirect(303, &target).with_cookies(clear.into_iter().chain(cookies)))
+}
+
+/// The shared sign-up and admission rules (`identity::admit`).
+fn admit_user(app: &App, provider: &SamlProvider, result: &SamlLogin) -> Result<(), Error> {
+    let c = &provider.config;
+    let key = format!("{}/{}", c.id, result.identity.user);
+    let known = app.is_known_user(&key, result.identity.email.as_deref());
+    let rules = Admission {
+        email_verification: false,
+        create_new_users: c.create_new_users,
+        groups: &c.groups,
+        known_groups: &app.config.directory.groups,
+        hosted_domain: &[],
+    };
+    admit(&result.identity, &result.claims, &rules, known).map_err(SamlError::Refused)?;
+    app.remember_user(&key);
+    Ok(())
+}
+
+/// A new session; `sub`/`sid` keep what a LogoutRequest must repeat (NameID, SessionIndex
+/// and NameID Format).
+fn create_session(app: &App, result: SamlLogin) -> Result<Vec<String>, Error> {
+    let now = app.now();
+    let a = &result.assertion;
+    let mut session = Session::new(result.identity, now, app.config.session.max_lifetime);
+    session.sub = Some(a.name_id.clone());
+    session.sid = pack_sid(a.session_index.as_deref(), a.name_id_format.as_deref());
+    Ok(app.sessions.create(session, now)?)
+}
+
+/// The IdP's LogoutResponse after SP-initiated logout (the session already ended here): back
+/// to the `RelayState` target, checked again like any redirect target.
+fn logout_return(app: &App, req: &Request<'_>) -> Result<Response, Error> {
+    if req.query_param("SAMLResponse").is_none() {
+        return Err(Error::BadRequest(
+            "expected a SAML LogoutResponse (IdP-initiated logout is not supported)".into(),
+        ));
+    }
+    let config = &app.config;
+    let rd = req.query_param("RelayState");
+    let target = safe_target(rd.as_deref(), &config.public_url, &config.allowed_redirect_hosts);
+    Ok(Response::redirect(303, &target))
+}

@@ -1,0 +1,408 @@
+//! The callback against a misbehaving OP (DESIGN 6 "ID tokens", "JWKS", "Authorization
+//! requests"): every defect is refused with a short 4xx page, no token on it, and no session.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::json;
+use support::bad_op::Mode;
+use support::browser::{Browser, LoginResult};
+use support::stack::{Stack, StackOptions, BAD};
+
+/// Log in at the BadOp in `mode`; assert a 4xx page from the callback (status in `allowed`),
+/// no token or secret on it, and no session afterwards.
+async fn assert_rejected_in(stack: &Stack, mode: Mode, allowed: &[u16]) -> LoginResult {
+    stack.bad().set_mode(mode);
+    let b = Browser::new();
+    let r = stack.login_bad(&b, None).await;
+    assert!(
+        r.callback_url.is_some(),
+        "{mode:?}: the flow never reached the callback:\n  {}",
+        r.trail_text()
+    );
+    let status = r.status().as_u16();
+    assert!(
+        allowed.contains(&status),
+        "{mode:?}: expected a status in {allowed:?}, got {status}; body:\n{}",
+        r.response.body
+    );
+    stack.assert_no_secrets_in(&format!("{mode:?} error page"), &r.response.body);
+    for value in r.response.header_all("set-cookie") {
+        stack.assert_no_secrets_in("Set-Cookie", &value);
+    }
+    stack.assert_no_session(&b).await;
+    r
+}
+
+const LOGIN_FAILED: &[u16] = &[400, 401, 403];
+
+async fn rejected(mode: Mode) {
+    let stack = Stack::with_bad_op().await;
+    assert_rejected_in(&stack, mode, LOGIN_FAILED).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_bad_signature_with_403() {
+    let stack = Stack::with_bad_op().await;
+    assert_rejected_in(&stack, Mode::BadSignature, &[403]).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_alg_none() {
+    rejected(Mode::AlgNone).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_hmac_signed_with_the_public_key() {
+    rejected(Mode::HmacWithPublicKey).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_key_embedded_in_jwk_header() {
+    rejected(Mode::EmbeddedJwk).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_key_from_jku_header() {
+    rejected(Mode::JkuHeader).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_wrong_issuer() {
+    rejected(Mode::WrongIss).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_issuer_with_trailing_slash() {
+    rejected(Mode::IssTrailingSlash).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_wrong_audience() {
+    rejected(Mode::WrongAud).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_azp_mismatch() {
+    rejected(Mode::AzpMismatch).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_multiple_audiences_without_azp() {
+    rejected(Mode::MultiAudNoAzp).await;
+}
+
+#[tokio::test]
+async fn callback_accepts_multiple_audiences_with_matching_azp() {
+    let stack = Stack::with_bad_op().await;
+    stack.bad().set_mode(Mode::MultiAudWithAzp);
+    let b = Browser::new();
+    stack.login_bad(&b, None).await.expect_success();
+    assert_eq!(stack.assert_logged_in(&b).await["user"], "dave");
+}
+
+#[tokio::test]
+async fn callback_rejects_expired_id_token() {
+    rejected(Mode::Expired).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_not_yet_valid_id_token() {
+    rejected(Mode::NotYetValid).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_wrong_nonce() {
+    rejected(Mode::WrongNonce).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_missing_nonce() {
+    rejected(Mode::MissingNonce).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_wrong_iss_response_parameter() {
+    rejected(Mode::WrongIssResponseParam).await;
+}
+
+#[tokio::test]
+async fn callback_with_idp_error_shows_a_page_and_never_calls_the_token_endpoint() {
+    let stack = Stack::with_bad_op().await;
+    let r = assert_rejected_in(&stack, Mode::IdpError, &[400, 401, 403]).await;
+    assert_eq!(stack.bad().token_requests(), 0);
+    let ct = r.response.header("content-type").unwrap_or_default();
+    assert!(ct.starts_with("text/html"), "an HTML error page, got {ct}");
+}
+
+#[tokio::test]
+async fn callback_accepts_rotated_key_after_exactly_one_jwks_refetch() {
+    let stack = Stack::with_bad_op().await;
+    let bad = stack.bad();
+    // A first login fills the JWKS cache.
+    stack.browser_bad().await;
+    let before = bad.jwks_fetches();
+    assert!(before >= 1, "the proxy fetched the JWKS");
+
+    bad.set_mode(Mode::UnknownKidThenRotate);
+    let b = Browser::new();
+    stack.login_bad(&b, None).await.expect_success();
+    assert_eq!(
+        bad.jwks_fetches(),
+        before + 1,
+        "exactly one refetch for the new kid"
+    );
+    stack.assert_logged_in(&b).await;
+
+    // The rotated key is cached now: another login needs no fetch.
+    let b2 = Browser::new();
+    stack.login_bad(&b2, None).await.expect_success();
+    assert_eq!(bad.jwks_fetches(), before + 1);
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_the_jwks_once_then_is_rate_limited() {
+    let stack = Stack::with_bad_op().await;
+    let bad = stack.bad();
+    stack.browser_bad().await;
+    let before = bad.jwks_fetches();
+
+    assert_rejected_in(&stack, Mode::UnknownKid, LOGIN_FAILED).await;
+    assert_eq!(
+        bad.jwks_fetches(),
+        before + 1,
+        "the first unknown kid refetches at once"
+    );
+    assert_rejected_in(&stack, Mode::UnknownKid, LOGIN_FAILED).await;
+    assert_eq!(
+        bad.jwks_fetches(),
+        before + 1,
+        "no second refetch within 30 s"
+    );
+
+    // Cached keys keep working.
+    bad.set_mode(Mode::Good);
+    stack.browser_bad().await;
+}
+
+#[tokio::test]
+async fn callback_rejects_userinfo_sub_mismatch() {
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["providers"][BAD]["user_info_from_id_token"] = json!(false);
+    })
+    .await;
+    // Control: with a matching sub the userinfo claims are used.
+    let ok = stack.browser_bad().await;
+    assert!(
+        stack.bad().userinfo_requests() >= 1,
+        "userinfo endpoint was called"
+    );
+    assert_eq!(
+        stack.assert_logged_in(&ok).await["email"],
+        "dave@example.com"
+    );
+
+    assert_rejected_in(&stack, Mode::UserinfoSubMismatch, LOGIN_FAILED).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_reused_state() {
+    let stack = Stack::with_bad_op().await;
+    let b = Browser::new();
+    let first = stack.login_bad(&b, None).await;
+    first.expect_success();
+    let tokens = stack.bad().token_requests();
+
+    // The same browser replays the same callback URL.
+    let replay = b
+        .navigate(first.callback_url.as_ref().unwrap().as_str())
+        .await;
+    let status = replay.status.as_u16();
+    assert!(
+        matches!(status, 400 | 401 | 403),
+        "replay got {status}: {}",
+        replay.body
+    );
+    assert_eq!(
+        stack.bad().token_requests(),
+        tokens,
+        "a replay never reaches the token endpoint"
+    );
+    stack.assert_no_secrets_in("replay page", &replay.body);
+}
+
+#[tokio::test]
+async fn callback_rejects_replay_with_the_captured_state_cookie() {
+    let stack = Stack::with_bad_op().await;
+    let b = Browser::new();
+    let first = stack.login_bad(&b, None).await;
+    first.expect_success();
+    let tokens = stack.bad().token_requests();
+
+    // An attacker who captured the callback URL and the cookies sent with it replays both.
+    let attacker = Browser::new();
+    let url = first.callback_url.clone().unwrap();
+    for pair in first.callback_cookies.as_deref().unwrap_or("").split(';') {
+        if !pair.trim().is_empty() {
+            attacker.jar.add_cookie_str(pair.trim(), &url);
+        }
+    }
+    let replay = attacker.navigate(url.as_str()).await;
+    let status = replay.status.as_u16();
+    assert!(
+        matches!(status, 400 | 401 | 403),
+        "replay got {status}: {}",
+        replay.body
+    );
+    assert_eq!(
+        stack.bad().token_requests(),
+        tokens,
+        "state is single-use on the server"
+    );
+    stack.assert_no_session(&attacker).await;
+}
+
+#[tokio::test]
+async fn callback_rejects_state_from_another_browser() {
+    let stack = Stack::with_bad_op().await;
+    let victim = Browser::new();
+    let start = victim
+        .navigate(&stack.url(&format!("/_sso/login?provider={BAD}")))
+        .await;
+    let authorize = start.location().expect("redirect to the IdP");
+    let back = victim.navigate(authorize.as_str()).await;
+    let callback = back.location().expect("redirect to the callback");
+    assert!(callback.path().starts_with("/callback_"), "{callback}");
+
+    let attacker = Browser::new();
+    let page = attacker.navigate(callback.as_str()).await;
+    let status = page.status.as_u16();
+    assert!(
+        matches!(status, 400 | 401 | 403),
+        "foreign state got {status}: {}",
+        page.body
+    );
+    assert_eq!(
+        stack.bad().token_requests(),
+        0,
+        "no code exchange for a foreign state"
+    );
+    stack.assert_no_session(&attacker).await;
+
+    // The browser that started the login can still finish it.
+    let done = victim.navigate(callback.as_str()).await;
+    assert!(
+        done.is_redirect(),
+        "the owner finishes its login: {}",
+        done.body
+    );
+    stack.assert_logged_in(&victim).await;
+}
+
+#[tokio::test]
+async fn callback_without_state_or_code_is_rejected() {
+    let stack = Stack::with_bad_op().await;
+    let b = Browser::new();
+    for query in ["", "?code=abc", "?state=abc", "?code=abc&state=abc"] {
+        let page = b
+            .navigate(&stack.url(&format!("/callback_{BAD}{query}")))
+            .await;
+        let status = page.status.as_u16();
+        assert!(
+            matches!(status, 400 | 401 | 403),
+            "{query}: {status} {}",
+            page.body
+        );
+    }
+    // Not a connection of ours: an ordinary path or a 4xx, never a 5xx.
+    let page = b
+        .navigate(&stack.url("/callback_nope?code=abc&state=abc"))
+        .await;
+    assert!(
+        page.status.as_u16() < 500,
+        "unknown connection: {}",
+        page.status
+    );
+    assert_eq!(stack.bad().token_requests(), 0);
+    stack.assert_no_session(&b).await;
+}
+
+#[tokio::test]
+async fn pending_state_cookies_are_capped_and_oldest_evicted() {
+    let stack = Stack::with_bad_op().await;
+    let b = Browser::new();
+    let mut callbacks = Vec::new();
+    for i in 0..8 {
+        if i == 1 {
+            // Creation times may have one-second resolution: make the first login the
+            // unambiguously oldest one.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        let start = b
+            .navigate(&stack.url(&format!("/_sso/login?provider={BAD}")))
+            .await;
+        let authorize = start.location().expect("redirect to the IdP");
+        let back = b.navigate(authorize.as_str()).await;
+        callbacks.push(back.location().expect("redirect to the callback"));
+    }
+    let ours = b.cookie_names_set_by(stack.base());
+    let pending: Vec<_> = b
+        .cookies_for(&stack.url("/"))
+        .into_iter()
+        .filter(|(n, _)| ours.contains(n) && n != "sso_session")
+        .collect();
+    assert!(!pending.is_empty(), "pending state lives in cookies");
+    assert!(
+        pending.len() <= 5,
+        "at most 5 pending-state cookies: {pending:?}"
+    );
+    let header_len = b.cookie_header(&stack.url("/")).unwrap_or_default().len();
+    assert!(
+        header_len < 8 * 1024,
+        "cookie header stays small: {header_len} bytes"
+    );
+
+    let oldest = b.navigate(callbacks[0].as_str()).await;
+    assert!(
+        oldest.status.is_client_error(),
+        "the oldest state was evicted: {}",
+        oldest.status
+    );
+    let newest = b.navigate(callbacks[7].as_str()).await;
+    assert!(
+        newest.is_redirect(),
+        "the newest state still works: {} {}",
+        newest.status,
+        newest.body
+    );
+    stack.assert_logged_in(&b).await;
+}
+
+#[tokio::test]
+async fn logs_never_contain_tokens_or_secrets() {
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["providers"][BAD]["debug"] = json!(true);
+        c["log"]["level"] = json!("trace");
+    })
+    .await;
+    let b = stack.browser_bad().await;
+    stack.assert_logged_in(&b).await;
+    let marker = format!("/log-marker-{}", support::util::random_string(8));
+    assert_eq!(b.navigate(&stack.url(&marker)).await.status, 200);
+    assert_rejected_in(&stack, Mode::BadSignature, LOGIN_FAILED).await;
+    // Give the log pipe a moment to deliver the lines about the marker request, if logged.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        while !stack.proxy.logs().contains(&marker) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    let logs = stack.proxy.logs();
+    stack.assert_no_secrets_in("the proxy's logs", &logs);
+    let session = stack.session_cookie(&b).unwrap();
+    assert!(
+        !logs.contains(&session),
+        "the logs contain the session cookie"
+    );
+}
