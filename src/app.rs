@@ -1,14 +1,16 @@
 //! The shared state every request sees (`App`), built once from the validated [`Config`],
 //! and `run`, which starts the pingora server with it.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
+use crate::clearml::Bridge;
 use crate::config::Config;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{StoreError, UserStore};
 use crate::providers::backchannel::Revocations;
 use crate::providers::jwks::JwksCache;
 use crate::providers::refresh::Refresher;
@@ -43,6 +45,8 @@ pub enum StartError {
     Provider(String),
     #[error("upstream {0} does not resolve to an address")]
     Upstream(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Everything a request handler needs.
@@ -61,7 +65,10 @@ pub struct App {
     /// Upstream address, resolved at start.
     pub upstream_addr: SocketAddr,
     /// Users seen logging in (until the admin plane's store exists; lost on restart).
-    pub seen_users: Mutex<HashSet<String>>,
+    /// Users seen at login and their ClearML mapping (SQLite at `state.path`).
+    pub users: Arc<dyn UserStore>,
+    /// The ClearML bridge, when enabled.
+    pub bridge: Option<Bridge>,
     pub refresher: Refresher,
     pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
@@ -77,6 +84,7 @@ impl App {
             .build()
             .map_err(|e| StartError::HttpClient(e.to_string()))?;
         let jwks = Arc::new(JwksCache::new(http.clone()));
+        let jwks_http = http.clone();
         let registry = Registry::build(&config.providers, &config.public_url, &http, &jwks)
             .map_err(|e| StartError::Provider(e.to_string()))?
             .with_saml(&config.saml_providers, &config.public_url, &http)
@@ -97,7 +105,11 @@ impl App {
             jwks,
             secure,
             upstream_addr,
-            seen_users: Mutex::new(HashSet::new()),
+            users: Arc::new(SqliteStore::open(&config.state_path)?),
+            bridge: config
+                .clearml
+                .clone()
+                .map(|c| Bridge::new(c, jwks_http.clone())),
             refresher: Refresher::default(),
             revocations: Revocations::new(config.session.max_lifetime),
             clock,
@@ -111,13 +123,35 @@ impl App {
 
     /// Ready when every active connection has its endpoints.
     pub fn not_ready(&self) -> Vec<String> {
-        self.registry
+        let mut missing: Vec<String> = self
+            .registry
             .load()
             .active()
             .into_iter()
             .filter(|p| !p.is_ready())
             .map(|p| p.id().to_owned())
-            .collect()
+            .collect();
+        if self.bridge.as_ref().is_some_and(|b| !b.is_ready()) {
+            missing.push("clearml".to_owned());
+        }
+        missing
+    }
+
+    /// Check the ClearML bridge's credential until it works (retrying with backoff).
+    pub async fn check_bridge_until_ready(self: Arc<Self>) {
+        let Some(bridge) = &self.bridge else { return };
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match bridge.check().await {
+                Ok(()) => {
+                    tracing::info!(api = %bridge.config.api_url, "ClearML bridge ready");
+                    return;
+                }
+                Err(e) => tracing::error!(error = %e, "ClearML bridge check failed; will retry"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
     }
 
     /// Run discovery for every connection still missing its metadata, retrying with backoff
@@ -143,15 +177,9 @@ impl App {
         }
     }
 
-    /// Remember a user as known; returns whether they were known before.
-    pub fn remember_user(&self, user_key: &str) -> bool {
-        match self.seen_users.lock() {
-            Ok(mut set) => !set.insert(user_key.to_owned()),
-            Err(poisoned) => !poisoned.into_inner().insert(user_key.to_owned()),
-        }
-    }
-
-    pub fn is_known_user(&self, user_key: &str, email: Option<&str>) -> bool {
+    /// Whether a user may count as known (for `create_new_users: false`): seen before through
+    /// this connection, an email seen before, or listed in `directory.known_users`.
+    pub fn is_known_user(&self, provider: &str, subject: &str, email: Option<&str>) -> bool {
         let listed = email.is_some_and(|e| {
             self.config
                 .directory
@@ -159,11 +187,9 @@ impl App {
                 .iter()
                 .any(|k| k.eq_ignore_ascii_case(e))
         });
-        let seen = match self.seen_users.lock() {
-            Ok(set) => set.contains(user_key),
-            Err(poisoned) => poisoned.into_inner().contains(user_key),
-        };
-        listed || seen
+        let seen = self.users.get(provider, subject).ok().flatten().is_some();
+        let email_seen = email.is_some_and(|e| self.users.email_known(e).unwrap_or(false));
+        listed || seen || email_seen
     }
 }
 
@@ -241,6 +267,7 @@ fn spawn_background(app: Arc<App>) -> Result<(), RunError> {
         .spawn(move || {
             rt.block_on(async move {
                 tokio::spawn(crate::providers::saml::metadata_refresh(app.clone()));
+                tokio::spawn(app.clone().check_bridge_until_ready());
                 app.discover_until_ready().await;
                 std::future::pending::<()>().await;
             })

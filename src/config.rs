@@ -12,6 +12,7 @@ use regex::Regex;
 use serde_yaml::{Mapping, Value};
 use url::Url;
 
+mod clearml;
 mod clearml_env;
 mod env;
 mod file;
@@ -21,7 +22,9 @@ mod saml;
 mod tests;
 mod validate;
 
-pub use saml::{IdpMetadataSource, SamlPreset, SamlProviderConfig, NAMEID_CLAIM as SAML_NAMEID_CLAIM};
+pub use saml::{
+    IdpMetadataSource, SamlPreset, SamlProviderConfig, NAMEID_CLAIM as SAML_NAMEID_CLAIM,
+};
 
 /// A secret value. `Debug` never shows it; use [`Secret::expose`] where the value is needed.
 #[derive(Clone, PartialEq, Eq)]
@@ -40,6 +43,19 @@ impl<T> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// The ClearML bridge (`clearml.*`, DESIGN section 3.3).
+#[derive(Debug, Clone)]
+pub struct ClearmlConfig {
+    pub api_url: Url,
+    pub api_key: String,
+    pub api_secret: Secret<String>,
+    pub cookie_name: String,
+    pub token_lifetime: Duration,
+    /// ClearML company for created users; `None`: read from the proxy's own token.
+    pub company: Option<String>,
+    pub guest_groups: Vec<String>,
 }
 
 /// Everything the proxy runs with, already validated.
@@ -63,6 +79,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub admin_token: Option<Secret<String>>,
     pub directory: DirectoryConfig,
+    /// The ClearML bridge, when `clearml.enabled`.
+    pub clearml: Option<ClearmlConfig>,
     /// Identity-provider connections, sorted by id.
     pub providers: Vec<OidcProviderConfig>,
     /// SAML connections (`protocol: saml`), sorted by id.
@@ -370,6 +388,18 @@ pub fn render_redacted(config: &Config) -> String {
         put(&mut providers, &provider.id, saml::render(provider));
     }
     put(&mut root, "providers", providers);
+    let mut clearml = Mapping::new();
+    put(&mut clearml, "enabled", config.clearml.is_some());
+    if let Some(c) = &config.clearml {
+        put(&mut clearml, "api_url", c.api_url.as_str());
+        put(&mut clearml, "api_key", REDACTED);
+        put(&mut clearml, "api_secret", REDACTED);
+        put(&mut clearml, "cookie_name", c.cookie_name.as_str());
+        put(&mut clearml, "token_lifetime", humantime::format_duration(c.token_lifetime).to_string());
+        put(&mut clearml, "company", c.company.clone().map_or(Value::Null, Value::from));
+        put(&mut clearml, "guest_groups", c.guest_groups.clone());
+    }
+    put(&mut root, "clearml", clearml);
     serde_yaml::to_string(&Value::Mapping(root))
         .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
 }

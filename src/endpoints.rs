@@ -7,6 +7,7 @@ pub mod callback;
 pub mod forward_auth;
 pub mod health;
 pub mod login;
+pub mod login_finish;
 pub mod logout;
 pub mod pages;
 pub mod redirect;

@@ -2,7 +2,9 @@
 //! page (or JSON for API clients) with the request id, never a token or a stack trace.
 
 use crate::app::App;
+use crate::clearml::ClearmlError;
 use crate::endpoints::{pages, Request, Response};
+use crate::identity::Refusal;
 use crate::providers::id_token::TokenError;
 use crate::providers::jwks::JwksError;
 use crate::providers::oidc::OidcError;
@@ -29,6 +31,10 @@ pub enum Error {
     Oidc(#[from] OidcError),
     #[error("session: {0}")]
     Session(#[from] SessionError),
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Clearml(#[from] ClearmlError),
     #[error(transparent)]
     Saml(#[from] SamlError),
 }
@@ -42,6 +48,8 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NoConnections => 503,
             Error::Session(_) => 500,
+            Error::Refused(_) => 403,
+            Error::Clearml(_) => 502,
             Error::Oidc(e) => oidc_status(e),
             Error::Saml(e) => e.status(),
         }
@@ -57,6 +65,8 @@ impl Error {
             Error::Forbidden(_) => "Access denied",
             Error::Pending(_) => "Sign-in could not be completed",
             Error::Session(_) => "Sign-in could not be completed",
+            Error::Refused(_) => "Access denied",
+            Error::Clearml(_) => "ClearML is unavailable",
             Error::Oidc(e) if oidc_status(e) == 502 => "The identity provider is unavailable",
             Error::Oidc(OidcError::Refused(_)) => "Access denied",
             Error::Oidc(_) => "Sign-in failed",

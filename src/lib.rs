@@ -8,6 +8,7 @@
 //! session. Errors from any module become one [`error::Error`], which maps to a short page.
 
 pub mod app;
+pub mod clearml;
 pub mod config;
 pub mod endpoints;
 pub mod error;
@@ -15,4 +16,5 @@ pub mod identity;
 pub mod providers;
 pub mod proxy;
 pub mod session;
+pub mod store;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! client identity headers, its path normalised, its session looked up; [`decide::decide`]
 //! picks the outcome and this file carries it out.
 
+pub mod bridge;
 pub mod decide;
 pub mod headers;
 pub mod path;
@@ -25,6 +26,9 @@ use crate::providers::refresh;
 use crate::session::{LoadedSession, RequestCookies};
 use decide::{decide, Decision, RequestView};
 
+/// Largest ClearML answer (`login.supported_modes`, `login.logout`) that is rewritten.
+const MAX_REWRITE_BODY: usize = 1024 * 1024;
+
 /// Largest request body our own endpoints read (413 above): room for a SAML ACS POST with a
 /// `SAMLResponse` at its 256 KiB cap plus form encoding and `RelayState`.
 const MAX_OWN_BODY: usize = 320 * 1024;
@@ -42,6 +46,11 @@ struct Forward {
     path_and_query: String,
     session: Option<Arc<crate::session::Session>>,
     set_cookies: Vec<String>,
+    /// A fresh ClearML token that replaces the one in the upstream `Cookie` header.
+    clearml_token: Option<String>,
+    /// A ClearML answer to rewrite, and its body as it arrives.
+    rewrite: Option<crate::clearml::rewrite::Rewrite>,
+    body: Vec<u8>,
 }
 
 /// The proxy service.
@@ -63,6 +72,11 @@ impl SsoProxy {
         let app = &self.app;
         let req = session.req_header_mut();
         headers::strip_reserved(req, &app.strip);
+        // ClearML bridge: a request with its own Authorization is an API client (SDK, agent).
+        let api_client = app.bridge.is_some() && req.headers.contains_key(http::header::AUTHORIZATION);
+        if app.bridge.is_some() && !api_client {
+            bridge::strip_impersonation(req);
+        }
         let path = match path::normalize(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
@@ -76,51 +90,64 @@ impl SsoProxy {
             }
         };
         let query = req.uri.query().map(str::to_owned);
+        let path_and_query = match &query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        };
         let cookies =
             RequestCookies::parse(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
-        let (loaded, session_cookies) = revalidate(app, app.sessions.load(&cookies, app.now()), &cookies).await;
+        let loaded = if api_client { None } else { app.sessions.load(&cookies, app.now()) };
+        let (loaded, mut session_cookies) = revalidate(app, loaded, &cookies).await;
         let view = RequestView {
             method: &req.method,
             path: &path,
             headers: &req.headers,
         };
-        let decision = decide(view, loaded.is_some(), &app.routes);
-        tracing::debug!(?decision, path = %path, "decided");
+        let mut decision = decide(view, loaded.is_some() || api_client, &app.routes);
+        let rewrite = match (&app.bridge, &decision) {
+            (Some(_), Decision::Own(_)) => None,
+            (Some(bridge), _) if !api_client => {
+                bridge::plan(app, bridge, &path, &cookies, loaded.as_ref(), &mut decision, &mut session_cookies)
+            }
+            _ => None,
+        };
+        tracing::debug!(?decision, path = %path, api_client, "decided");
         match decision {
             Decision::Forward => {
-                let path_and_query = match &query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path,
+                let session_ref = loaded.map(|l| l.session);
+                let clearml_token = match (&app.bridge, &session_ref) {
+                    (Some(bridge), Some(s)) if rewrite.is_none() => {
+                        bridge::reissue_if_due(app, bridge, s, &cookies, &mut session_cookies).await
+                    }
+                    _ => None,
                 };
                 ctx.forward = Some(Forward {
                     path_and_query,
-                    set_cookies: loaded
-                        .as_ref()
-                        .map(|l| l.set_cookies.clone())
-                        .unwrap_or_default(),
-                    session: loaded.map(|l| l.session),
+                    set_cookies: session_cookies,
+                    session: session_ref,
+                    clearml_token,
+                    rewrite,
+                    body: Vec::new(),
                 });
                 Ok(false)
             }
             Decision::RedirectToLogin => {
-                let rd = match &query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path,
-                };
                 let mut login = app.config.public_url.clone();
                 login.set_path("/_sso/login");
-                login.query_pairs_mut().append_pair("rd", &rd);
+                login.query_pairs_mut().append_pair("rd", &path_and_query);
                 let response = Response::redirect(302, login.as_str()).with_cookies(session_cookies);
                 write(session, response).await?;
                 Ok(true)
             }
             Decision::Unauthenticated => {
-                let rd = match &query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path,
+                let response = match &app.bridge {
+                    Some(_) if path.starts_with("/api/") => Response::json(
+                        401,
+                        &crate::clearml::unauthorized_envelope(crate::clearml::action(&path), &ctx.request_id),
+                    ),
+                    _ => userinfo::unauthenticated_with(app, Some(&path_and_query)),
                 };
-                let response = userinfo::unauthenticated_with(app, Some(&rd)).with_cookies(session_cookies);
-                write(session, response).await?;
+                write(session, response.with_cookies(session_cookies)).await?;
                 Ok(true)
             }
             Decision::Own(route) => {
@@ -266,7 +293,15 @@ impl ProxyHttp for SsoProxy {
             forward.session.as_deref(),
             &forward.path_and_query,
             &ctx.request_id,
-        )
+        )?;
+        if let (Some(bridge), Some(token)) = (&self.app.bridge, &forward.clearml_token) {
+            upstream::replace_cookie(upstream_request, &bridge.config.cookie_name, token)?;
+        }
+        if forward.rewrite.is_some() {
+            // The answer is rewritten as JSON: ask for it uncompressed.
+            upstream_request.remove_header(&http::header::ACCEPT_ENCODING);
+        }
+        Ok(())
     }
 
     async fn response_filter(
@@ -279,8 +314,49 @@ impl ProxyHttp for SsoProxy {
             for cookie in forward.set_cookies.drain(..) {
                 upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
             }
+            let is_json = upstream_response
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.contains("json"));
+            if forward.rewrite.is_some() && is_json {
+                upstream_response.remove_header(&CONTENT_LENGTH);
+                upstream_response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            } else {
+                forward.rewrite = None;
+            }
         }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Option<std::time::Duration>> {
+        let Some(forward) = ctx.forward.as_mut() else {
+            return Ok(None);
+        };
+        let Some(rewrite) = &forward.rewrite else {
+            return Ok(None);
+        };
+        if let Some(chunk) = body.take() {
+            if forward.body.len() + chunk.len() > MAX_REWRITE_BODY {
+                return Err(pingora::Error::explain(
+                    pingora::ErrorType::InternalError,
+                    "ClearML answer too large to rewrite",
+                ));
+            }
+            forward.body.extend_from_slice(&chunk);
+        }
+        if end_of_stream {
+            let original = std::mem::take(&mut forward.body);
+            let out = crate::clearml::rewrite::apply(rewrite, &original).unwrap_or(original);
+            *body = Some(Bytes::from(out));
+        }
+        Ok(None)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {

@@ -39,6 +39,9 @@ pub struct Session {
     pub sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The ClearML user id (bridge mode), for re-issuing its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearml_user: Option<String>,
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds: the absolute end (`created_at + max_lifetime`, or earlier if tokens say so).
@@ -95,6 +98,7 @@ impl Session {
             access_expires_at: None,
             sub: None,
             sid: None,
+            clearml_user: None,
             created_at: now,
             expires_at: now.saturating_add(max_lifetime.as_secs()),
         }

@@ -69,6 +69,7 @@ pub(crate) const ROOT: &[(&str, Kind)] = &[
     ("admin", Map(&[("token", Str), ("token_file", Str)])),
     ("directory", Map(&[("known_users", List), ("groups", List)])),
     ("providers", Kind::Providers),
+    ("clearml", Map(super::clearml::SCHEMA)),
 ];
 
 const SESSION: &[(&str, Kind)] = &[
@@ -381,6 +382,7 @@ pub(crate) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub directory: Option<RawDirectory>,
     pub providers: Option<BTreeMap<String, RawProvider>>,
+    pub clearml: Option<super::clearml::RawClearml>,
     /// `protocol: saml` connections, moved out of `providers` by `normalize`.
     #[serde(skip)]
     pub saml_providers: BTreeMap<String, super::saml::RawSamlProvider>,
@@ -533,7 +535,11 @@ pub(crate) fn reference_keys() -> Vec<String> {
                 Kind::Providers => {
                     walk(&format!("{path}.<id>"), PROVIDER, out);
                     let mut saml = Vec::new();
-                    walk(&format!("{path}.<id>"), super::saml::SAML_PROVIDER, &mut saml);
+                    walk(
+                        &format!("{path}.<id>"),
+                        super::saml::SAML_PROVIDER,
+                        &mut saml,
+                    );
                     saml.retain(|k| !out.contains(k));
                     out.extend(saml);
                 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 use url::Url;
 
 use super::file::{Kind, RawClaims, RawGroups};
@@ -18,6 +18,12 @@ use super::{ClaimNames, GroupsConfig, OidcProviderConfig, Secret};
 use crate::providers::saml::metadata::{self, IdpMetadata};
 
 use Kind::{Bool, List, Map, Str};
+
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use render::render;
 
 /// The keys of a SAML connection (`providers.<id>` with `protocol: saml`).
 pub(crate) const SAML_PROVIDER: &[(&str, Kind)] = &[
@@ -314,8 +320,8 @@ fn convert(cx: &mut Ctx, id: &str, raw: RawSamlProvider) -> Option<SamlProviderC
         refresh,
         Duration::from_secs(3600),
     );
-    if idp_metadata_refresh < Duration::from_secs(10) {
-        cx.error(&at("idp_metadata_refresh"), "must be at least 10s");
+    if idp_metadata_refresh < Duration::from_secs(1) {
+        cx.error(&at("idp_metadata_refresh"), "must be at least 1s");
     }
     let metadata = idp_metadata(cx, id, &source, raw.idp_metadata.as_deref());
     let key = cx.secret(
@@ -405,7 +411,10 @@ fn idp_metadata(cx: &mut Ctx, id: &str, source: &str, value: Option<&str>) -> Op
         match std::fs::read_to_string(text) {
             Ok(xml) => (IdpMetadataSource::File(PathBuf::from(text)), xml),
             Err(e) => {
-                cx.error(&path, format!("cannot read the metadata file `{text}`: {e}"));
+                cx.error(
+                    &path,
+                    format!("cannot read the metadata file `{text}`: {e}"),
+                );
                 return None;
             }
         }
@@ -450,7 +459,9 @@ fn signing_pair(
         (Err(_), _) => cx.error(&at("sp_private_key"), "is not a PEM private key"),
         (_, Err(_)) => cx.error(&at("sp_certificate"), "is not a PEM certificate"),
         (Ok(pkey), Ok(x509)) => {
-            let matches = x509.public_key().is_ok_and(|public| public.public_eq(&pkey));
+            let matches = x509
+                .public_key()
+                .is_ok_and(|public| public.public_eq(&pkey));
             if !matches {
                 cx.error(
                     &at("sp_certificate"),
@@ -489,66 +500,4 @@ fn groups(preset: SamlPreset, raw: RawGroups) -> GroupsConfig {
             .prohibit_user_signup_if_not_in_group
             .unwrap_or(false),
     }
-}
-
-/// The connection for `--check-config`, secrets redacted.
-pub(crate) fn render(p: &SamlProviderConfig) -> Mapping {
-    let mut m = Mapping::new();
-    let mut put = |key: &str, value: Value| {
-        m.insert(Value::from(key), value);
-    };
-    let text = |s: &str| Value::from(s);
-    let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, Value::from);
-    let duration = |d: Duration| Value::from(humantime::format_duration(d).to_string());
-    put("protocol", text("saml"));
-    put("provider", text(p.preset.as_str()));
-    put("display_name", text(&p.display_name));
-    put("active", Value::Bool(p.active));
-    put("source", text(&p.source));
-    put("entity_id", opt(&p.entity_id));
-    let metadata = match &p.idp_metadata_source {
-        IdpMetadataSource::Inline => "<inline XML>".to_owned(),
-        IdpMetadataSource::Url(url) => url.to_string(),
-        IdpMetadataSource::File(path) => path.display().to_string(),
-    };
-    put("idp_metadata", Value::from(metadata));
-    put("idp_metadata_refresh", duration(p.idp_metadata_refresh));
-    let signed = p.require_signed_assertions;
-    put("require_signed_assertions", Value::Bool(signed));
-    put("sign_requests", Value::Bool(p.sign_requests));
-    let key = p.sp_private_key.as_ref().map(|_| "<redacted>".to_owned());
-    put("sp_private_key", opt(&key));
-    let cert = p.sp_certificate.as_ref().map(|_| "<PEM certificate>".to_owned());
-    put("sp_certificate", opt(&cert));
-    put("allow_idp_initiated", Value::Bool(p.allow_idp_initiated));
-    put("clock_skew", duration(p.clock_skew));
-    put("insecure_allow_sha1", Value::Bool(p.insecure_allow_sha1));
-    put("idp_logout", Value::Bool(p.idp_logout));
-    put("create_new_users", Value::Bool(p.create_new_users));
-    put("default_company", opt(&p.default_company));
-    put("debug", Value::Bool(p.debug));
-    let c = &p.claims;
-    let mut claims = Mapping::new();
-    for (k, v) in [
-        ("user_id", &c.user_id),
-        ("email", &c.email),
-        ("name", &c.name),
-        ("given_name", &c.given_name),
-        ("family_name", &c.family_name),
-        ("picture", &c.picture),
-        ("preferred_username", &c.preferred_username),
-    ] {
-        claims.insert(Value::from(k), Value::from(v.as_str()));
-    }
-    put("claims", Value::Mapping(claims));
-    let g = &p.groups;
-    let mut groups = Mapping::new();
-    groups.insert(Value::from("claim"), Value::from(g.claim.as_str()));
-    groups.insert(Value::from("enabled"), Value::Bool(g.enabled));
-    groups.insert(Value::from("admins"), Value::from(g.admins.clone()));
-    groups.insert(Value::from("case_sensitive"), Value::Bool(g.case_sensitive));
-    let prohibit = Value::Bool(g.prohibit_user_signup_if_not_in_group);
-    groups.insert(Value::from("prohibit_user_signup_if_not_in_group"), prohibit);
-    put("groups", Value::Mapping(groups));
-    m
 }

@@ -100,7 +100,7 @@ fn env_overrides_file_and_cli_overrides_env() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let yaml = "session:\n  idel_timeout: 30m\nclearml:\n  enabled: true\nskip_auth: ['^/ok', 'GET=^/x', '(']\nlisten: nope\n";
+    let yaml = "session:\n  idel_timeout: 30m\nclearml:\n  enabled: true\n  nope: 1\nskip_auth: ['^/ok', 'GET=^/x', '(']\nlisten: nope\n";
     let env = [
         ("SSO_PROXY__SESSION__NOPE", "1"),
         ("SSO_PROXY__LOG__LEVEL", "loud"),
@@ -110,7 +110,8 @@ fn every_problem_is_reported_at_once() {
         has(&p, "session.idel_timeout", "did you mean `idle_timeout`"),
         "{p:#?}"
     );
-    assert!(has(&p, "clearml", "unknown key"));
+    assert!(has(&p, "clearml.nope", "unknown key"));
+    assert!(has(&p, "clearml.api_url", "required"));
     assert!(has(&p, "SSO_PROXY__SESSION__NOPE", "unknown key"));
     assert!(has(&p, "skip_auth[2]", "invalid regex"));
     assert!(has(&p, "listen", "not an address"));
@@ -354,7 +355,11 @@ fn clearml_value_errors_name_the_variable_and_hide_the_value() {
     let p = problems(Some(BASE), &[(var, "abc$hidden"), (saml, "x")]);
     assert!(has(&p, var, "quote values containing # or $"), "{p:#?}");
     assert!(has(&p, "providers.duo.idp_metadata", "required"), "{p:#?}");
-    assert!(has(&p, "providers.duo.idp_metadata", "saml_client__duo__idp_metadata"));
+    assert!(has(
+        &p,
+        "providers.duo.idp_metadata",
+        "saml_client__duo__idp_metadata"
+    ));
     assert!(!format!("{p:?}").contains("hidden"));
 }
 

@@ -186,6 +186,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let directory = raw.directory.unwrap_or_default();
     let providers = provider::convert_all(cx, raw.providers.unwrap_or_default());
     let saml_providers = super::saml::convert_all(cx, raw.saml_providers, &providers);
+    let clearml = super::clearml::convert(cx, raw.clearml.unwrap_or_default());
     Some(Config {
         listen,
         upstream: upstream?,
@@ -208,6 +209,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
         },
         providers,
         saml_providers,
+        clearml,
     })
 }
 
@@ -364,7 +366,7 @@ fn decode_base64(encoded: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-fn non_empty_secret(
+pub(crate) fn non_empty_secret(
     cx: &mut Ctx,
     path: &str,
     value: Option<String>,

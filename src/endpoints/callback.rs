@@ -6,7 +6,8 @@ use http::Method;
 use super::{Request, Response};
 use crate::app::App;
 use crate::error::Error;
-use crate::identity::{admit, Admission};
+use crate::endpoints::login_finish::finish;
+use crate::identity::Admission;
 use crate::providers::oidc::{LoginResult, OidcError, OidcProvider};
 use crate::session::Session;
 
@@ -45,35 +46,24 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Error::BadRequest("the callback has no code".into()))?;
     let result = provider.complete(&code, &pending, app.now()).await?;
-    admit_user(app, provider, &result)?;
-    let cookies = create_session(app, provider, result)?;
-    tracing::info!(provider = %id, request_id = %req.request_id, "login complete");
-    Ok(Response::redirect(302, &pending.return_to).with_cookies(clear.into_iter().chain(cookies)))
-}
-
-fn admit_user(app: &App, provider: &OidcProvider, result: &LoginResult) -> Result<(), Error> {
     let c = &provider.config;
-    let key = format!("{}/{}", c.id, result.identity.user);
-    let known = app.is_known_user(&key, result.identity.email.as_deref());
-    let rules = Admission {
+    let admission = Admission {
         email_verification: c.email_verification,
         create_new_users: c.create_new_users,
         groups: &c.groups,
         known_groups: &app.config.directory.groups,
         hosted_domain: &c.hosted_domain,
     };
-    admit(&result.identity, &result.claims, &rules, known).map_err(OidcError::Refused)?;
-    app.remember_user(&key);
-    Ok(())
+    let claims = result.claims.clone();
+    let session = new_session(app, provider, result);
+    let cookies = finish(app, &admission, c.default_company.as_deref(), &claims, session).await?;
+    tracing::info!(provider = %id, request_id = %req.request_id, "login complete");
+    Ok(Response::redirect(302, &pending.return_to).with_cookies(clear.into_iter().chain(cookies)))
 }
 
-/// Create the session. Tokens are kept only when something uses them (IdP logout, the
-/// `Authorization`/access-token headers), which keeps sessions small.
-fn create_session(
-    app: &App,
-    provider: &OidcProvider,
-    result: LoginResult,
-) -> Result<Vec<String>, Error> {
+/// The new session. Tokens are kept only when something uses them (IdP logout, the
+/// `Authorization`/access-token headers, refresh), which keeps sessions small.
+fn new_session(app: &App, provider: &OidcProvider, result: LoginResult) -> Session {
     let now = app.now();
     let headers = &app.config.headers;
     let mut session = Session::new(result.identity, now, app.config.session.max_lifetime);
@@ -89,5 +79,5 @@ fn create_session(
     let claim = |name: &str| result.claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     session.sub = claim("sub");
     session.sid = claim("sid");
-    Ok(app.sessions.create(session, now)?)
+    session
 }

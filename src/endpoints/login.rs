@@ -17,6 +17,10 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
     if req.method != Method::GET && req.method != Method::HEAD {
         return Err(Error::MethodNotAllowed);
     }
+    if let Some(bridge) = app.bridge.as_ref().filter(|b| !b.is_ready()) {
+        // A login now would leave the user half signed in: say which server is missing.
+        bridge.check().await?;
+    }
     let config = &app.config;
     let rd = safe_target(
         req.query_param("rd").as_deref(),
@@ -37,7 +41,9 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
     };
     match chosen {
         Some(Connection::Oidc(provider)) => return start(app, provider, rd, req).await,
-        Some(Connection::Saml(provider)) => return super::saml_login::start(app, provider, rd, req),
+        Some(Connection::Saml(provider)) => {
+            return super::saml_login::start(app, provider, rd, req)
+        }
         None => {}
     }
     if active.is_empty() {

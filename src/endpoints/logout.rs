@@ -46,7 +46,10 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
                 &config.public_url,
                 &config.allowed_redirect_hosts,
             );
-            let cookies = app.sessions.destroy(req.cookies);
+            let mut cookies = app.sessions.destroy(req.cookies);
+            if let Some(bridge) = &app.bridge {
+                cookies.push(bridge.clear_cookie(app.secure));
+            }
             if let Some(s) = &session {
                 revoke_tokens(app, s).await;
             }
@@ -106,7 +109,7 @@ fn same_origin(app: &App, req: &Request<'_>) -> bool {
 }
 
 /// RP-initiated logout at the IdP (`idp_logout`), with `id_token_hint`.
-fn idp_logout_url(app: &App, session: &Session, rd: &str) -> Option<String> {
+pub(crate) fn idp_logout_url(app: &App, session: &Session, rd: &str) -> Option<String> {
     let registry = app.registry.load();
     if registry.get_saml(&session.identity.provider).is_some() {
         return crate::providers::saml::logout_redirect(app, session, rd);

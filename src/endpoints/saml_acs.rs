@@ -1,7 +1,7 @@
 //! `POST /callback_<id>` for a SAML connection: the Assertion Consumer Service (HTTP-POST
 //! binding). `RelayState` names this browser's pending login (sealed cookie), whose AuthnRequest
-//! ID the response must answer; the response is verified by the strict wrapper, the user is
-//! admitted by the shared rules and a new session starts (303 to the saved target). Any failure
+//! ID the response must answer; the response is verified by the strict wrapper, then the shared
+//! `login_finish` admits (and provisions) the user and starts a session (303 to the saved target). Any failure
 //! gets an error page (400, 403 for signature failures, 413 when oversized) and no session.
 //! `GET /callback_<id>` with a `SAMLResponse` is the return from SP-initiated Single Logout.
 
@@ -10,8 +10,9 @@ use http::Method;
 use super::redirect::safe_target;
 use super::{Request, Response};
 use crate::app::App;
+use crate::endpoints::login_finish::finish;
 use crate::error::Error;
-use crate::identity::{admit, Admission};
+use crate::identity::Admission;
 use crate::providers::saml::verify::{ResponseError, MAX_ENCODED_RESPONSE};
 use crate::providers::saml::{pack_sid, SamlError, SamlLogin, SamlProvider};
 use crate::session::Session;
@@ -23,7 +24,7 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
         .filter(|p| p.config.active)
         .ok_or_else(|| Error::UnknownConnection(id.to_owned()))?;
     match *req.method {
-        Method::POST => acs(app, provider, req),
+        Method::POST => acs(app, provider, req).await,
         Method::GET | Method::HEAD => logout_return(app, req),
         _ => Err(Error::MethodNotAllowed),
     }
@@ -33,7 +34,7 @@ fn refused(e: ResponseError) -> Error {
     Error::Saml(SamlError::Response(e))
 }
 
-fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Response, Error> {
+async fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Response, Error> {
     let encoded = req
         .form_param("SAMLResponse")
         .filter(|s| !s.is_empty())
@@ -54,7 +55,10 @@ fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Response
         // Unsolicited, and allowed: a RelayState that names no login of ours is ignored.
         _ => (None, None),
     };
-    if pending.as_ref().is_some_and(|p| p.provider != provider.id()) {
+    if pending
+        .as_ref()
+        .is_some_and(|p| p.provider != provider.id())
+    {
         return Err(Error::BadRequest(
             "the login was started at another connection".into(),
         ));
@@ -63,39 +67,32 @@ fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Response
     let result = provider.complete(&encoded, request_id, now).inspect_err(|e| {
         tracing::info!(provider = %provider.id(), request_id = %req.request_id, error = %e, "SAML response refused");
     })?;
-    admit_user(app, provider, &result)?;
-    let cookies = create_session(app, result)?;
-    tracing::info!(provider = %provider.id(), request_id = %req.request_id, unsolicited = pending.is_none(), "login complete");
-    let target = pending.map_or_else(|| "/".to_owned(), |p| p.return_to);
-    Ok(Response::redirect(303, &target).with_cookies(clear.into_iter().chain(cookies)))
-}
-
-/// The shared sign-up and admission rules (`identity::admit`).
-fn admit_user(app: &App, provider: &SamlProvider, result: &SamlLogin) -> Result<(), Error> {
     let c = &provider.config;
-    let key = format!("{}/{}", c.id, result.identity.user);
-    let known = app.is_known_user(&key, result.identity.email.as_deref());
-    let rules = Admission {
+    let admission = Admission {
         email_verification: false,
         create_new_users: c.create_new_users,
         groups: &c.groups,
         known_groups: &app.config.directory.groups,
         hosted_domain: &[],
     };
-    admit(&result.identity, &result.claims, &rules, known).map_err(SamlError::Refused)?;
-    app.remember_user(&key);
-    Ok(())
+    let claims = result.claims.clone();
+    let session = new_session(app, result);
+    let company = c.default_company.as_deref();
+    let cookies = finish(app, &admission, company, &claims, session).await?;
+    tracing::info!(provider = %provider.id(), request_id = %req.request_id, unsolicited = pending.is_none(), "login complete");
+    let target = pending.map_or_else(|| "/".to_owned(), |p| p.return_to);
+    Ok(Response::redirect(303, &target).with_cookies(clear.into_iter().chain(cookies)))
 }
 
 /// A new session; `sub`/`sid` keep what a LogoutRequest must repeat (NameID, SessionIndex
 /// and NameID Format).
-fn create_session(app: &App, result: SamlLogin) -> Result<Vec<String>, Error> {
+fn new_session(app: &App, result: SamlLogin) -> Session {
     let now = app.now();
     let a = &result.assertion;
     let mut session = Session::new(result.identity, now, app.config.session.max_lifetime);
     session.sub = Some(a.name_id.clone());
     session.sid = pack_sid(a.session_index.as_deref(), a.name_id_format.as_deref());
-    Ok(app.sessions.create(session, now)?)
+    session
 }
 
 /// The IdP's LogoutResponse after SP-initiated logout (the session already ended here): back
@@ -108,6 +105,10 @@ fn logout_return(app: &App, req: &Request<'_>) -> Result<Response, Error> {
     }
     let config = &app.config;
     let rd = req.query_param("RelayState");
-    let target = safe_target(rd.as_deref(), &config.public_url, &config.allowed_redirect_hosts);
+    let target = safe_target(
+        rd.as_deref(),
+        &config.public_url,
+        &config.allowed_redirect_hosts,
+    );
     Ok(Response::redirect(303, &target))
 }

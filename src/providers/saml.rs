@@ -170,15 +170,25 @@ impl SamlProvider {
         let Some(url) = self.metadata_url() else {
             return Ok(());
         };
-        let unreachable = |e: reqwest::Error| SamlError::Unreachable(super::describe_http_error(&e));
-        let resp = self.http.get(url.clone()).send().await.map_err(unreachable)?;
+        let unreachable =
+            |e: reqwest::Error| SamlError::Unreachable(super::describe_http_error(&e));
+        let resp = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(unreachable)?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
-            return Err(SamlError::Unreachable(format!("{url} answered HTTP {status}")));
+            return Err(SamlError::Unreachable(format!(
+                "{url} answered HTTP {status}"
+            )));
         }
         let body = resp.bytes().await.map_err(unreachable)?;
         if body.len() > MAX_METADATA_BYTES {
-            return Err(SamlError::Unreachable(format!("{url}: the document is too large")));
+            return Err(SamlError::Unreachable(format!(
+                "{url}: the document is too large"
+            )));
         }
         let text = std::str::from_utf8(&body)
             .map_err(|_| SamlError::Unreachable(format!("{url}: not UTF-8")))?;
@@ -251,7 +261,9 @@ impl SamlProvider {
 
     /// Single use: an assertion id is refused while the assertion could still be valid.
     fn remember_assertion(&self, a: &VerifiedAssertion, now: i64) -> Result<(), SamlError> {
-        let ttl = u64::try_from(a.valid_until.saturating_sub(now)).unwrap_or(0).max(1);
+        let ttl = u64::try_from(a.valid_until.saturating_sub(now))
+            .unwrap_or(0)
+            .max(1);
         let key = format!("{}\n{}", self.config.id, a.id);
         let fresh = self.replay.entry(key).or_insert(ttl).is_fresh();
         if fresh {
@@ -293,19 +305,26 @@ impl SamlProvider {
     }
 }
 
+/// The SP private key and its certificate (DER).
+type SigningMaterial = (Option<PKey<Private>>, Option<Vec<u8>>);
+
 /// The SP key and certificate (DER) when `sign_requests` is on.
-fn signing_material(
-    config: &SamlProviderConfig,
-) -> Result<(Option<PKey<Private>>, Option<Vec<u8>>), SamlError> {
+fn signing_material(config: &SamlProviderConfig) -> Result<SigningMaterial, SamlError> {
     if !config.sign_requests {
         return Ok((None, None));
     }
-    let key_pem = config.sp_private_key.as_ref().map(|k| k.expose().as_bytes());
+    let key_pem = config
+        .sp_private_key
+        .as_ref()
+        .map(|k| k.expose().as_bytes());
     let cert_pem = config.sp_certificate.as_deref().map(str::as_bytes);
     let (Some(key_pem), Some(cert_pem)) = (key_pem, cert_pem) else {
-        return Err(SamlError::Key("sign_requests needs sp_private_key and sp_certificate".into()));
+        return Err(SamlError::Key(
+            "sign_requests needs sp_private_key and sp_certificate".into(),
+        ));
     };
-    let key = PKey::private_key_from_pem(key_pem).map_err(|_| SamlError::Key("not a PEM private key".into()))?;
+    let key = PKey::private_key_from_pem(key_pem)
+        .map_err(|_| SamlError::Key("not a PEM private key".into()))?;
     let cert = openssl::x509::X509::from_pem(cert_pem)
         .and_then(|c| c.to_der())
         .map_err(|_| SamlError::Key("not a PEM certificate".into()))?;
@@ -340,18 +359,23 @@ fn unpack_sid(sid: Option<&str>) -> (Option<&str>, Option<&str>) {
 /// list. The Subject's NameID is `nameid`.
 pub fn claims(a: &VerifiedAssertion, groups_claim: &str) -> Value {
     let mut collected: Vec<(String, Vec<String>)> = Vec::new();
-    let add = |key: &str, values: &[String], collected: &mut Vec<(String, Vec<String>)>| {
-        match collected.iter_mut().find(|(k, _)| k == key) {
+    let add =
+        |key: &str, values: &[String], collected: &mut Vec<(String, Vec<String>)>| match collected
+            .iter_mut()
+            .find(|(k, _)| k == key)
+        {
             Some((_, existing)) => existing.extend(values.iter().cloned()),
             None => collected.push((key.to_owned(), values.to_vec())),
-        }
-    };
+        };
     for (name, _, values) in &a.attributes {
         add(name, values, &mut collected);
     }
     let names: Vec<String> = collected.iter().map(|(k, _)| k.clone()).collect();
     for (_, friendly, values) in &a.attributes {
-        if let Some(f) = friendly.as_deref().filter(|f| !f.is_empty() && !names.iter().any(|n| n == f)) {
+        if let Some(f) = friendly
+            .as_deref()
+            .filter(|f| !f.is_empty() && !names.iter().any(|n| n == f))
+        {
             add(f, values, &mut collected);
         }
     }

@@ -138,3 +138,21 @@ fn forwarded_headers(
     }
     Ok(())
 }
+
+/// Set cookie `name` to `value` in the upstream `Cookie` header (added when absent).
+pub fn replace_cookie(req: &mut RequestHeader, name: &str, value: &str) -> pingora::Result<()> {
+    let mut parts: Vec<String> = req
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && p.split_once('=').map_or(*p, |(n, _)| n.trim()) != name)
+        .map(str::to_owned)
+        .collect();
+    parts.push(format!("{name}={value}"));
+    req.remove_header(&COOKIE);
+    req.insert_header(COOKIE, parts.join("; "))?;
+    Ok(())
+}

@@ -117,6 +117,7 @@ impl Stack {
             "upstream": echo.url,
             "public_url": public_url,
             "session": { "secret": session_secret, "store": opts.store },
+            "state": { "path": ":memory:" },
             "log": { "level": "debug" },
             "allowed_redirect_hosts": [],
             "providers": {},

@@ -57,7 +57,11 @@ pub fn parse(xml: &str) -> Result<IdpMetadata, MetadataError> {
         })?;
     let idps: Vec<&EntityDescriptor> = doc
         .iter()
-        .filter(|e| e.idp_sso_descriptors.as_ref().is_some_and(|d| !d.is_empty()))
+        .filter(|e| {
+            e.idp_sso_descriptors
+                .as_ref()
+                .is_some_and(|d| !d.is_empty())
+        })
         .collect();
     let [entity] = idps.as_slice() else {
         return Err(MetadataError::IdpCount(idps.len()));
@@ -68,7 +72,10 @@ pub fn parse(xml: &str) -> Result<IdpMetadata, MetadataError> {
         .filter(|e| !e.trim().is_empty())
         .ok_or(MetadataError::NoEntityId)?;
     let descriptors = entity.idp_sso_descriptors.as_deref().unwrap_or_default();
-    let keys: Vec<&KeyDescriptor> = descriptors.iter().flat_map(|d| &d.key_descriptors).collect();
+    let keys: Vec<&KeyDescriptor> = descriptors
+        .iter()
+        .flat_map(|d| &d.key_descriptors)
+        .collect();
     let signing_certs = signing_certs(&keys)?;
     let endpoint = |list: Vec<&samael::metadata::Endpoint>, what| {
         list.into_iter()
@@ -77,8 +84,8 @@ pub fn parse(xml: &str) -> Result<IdpMetadata, MetadataError> {
             .transpose()
     };
     let sso = descriptors.iter().flat_map(|d| &d.single_sign_on_services);
-    let sso_redirect = endpoint(sso.collect(), "SingleSignOnService")?
-        .ok_or(MetadataError::NoRedirectSso)?;
+    let sso_redirect =
+        endpoint(sso.collect(), "SingleSignOnService")?.ok_or(MetadataError::NoRedirectSso)?;
     let slo = descriptors.iter().flat_map(|d| &d.single_logout_services);
     let slo_redirect = endpoint(slo.collect(), "SingleLogoutService")?;
     Ok(IdpMetadata {
@@ -162,7 +169,9 @@ mod tests {
 
     #[test]
     fn garbage_signing_certificate_is_refused() {
-        let key = format!(r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{CERT}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#);
+        let key = format!(
+            r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{CERT}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#
+        );
         assert_eq!(parse(&doc(&key)), Err(MetadataError::BadCert));
     }
 

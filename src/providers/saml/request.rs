@@ -169,7 +169,9 @@ pub fn sp_metadata(
 /// Inflates a redirect-binding message (for tests and diagnostics).
 pub fn inflate(encoded: &str) -> Option<String> {
     use std::io::Read as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
     let mut out = String::new();
     flate2::read::DeflateDecoder::new(bytes.as_slice())
         .take(1 << 20)

@@ -190,7 +190,11 @@ fn check_signatures(
         let Some(parent) = parent else {
             return Err(structure("a Signature has no parent"));
         };
-        if children(parent).filter(|n| is(*n, DSIG_NS, "Signature")).count() != 1 {
+        if children(parent)
+            .filter(|n| is(*n, DSIG_NS, "Signature"))
+            .count()
+            != 1
+        {
             return Err(structure("an element carries more than one Signature"));
         }
         check_signature(*sig, parent, allow_sha1)?;
@@ -220,7 +224,11 @@ fn check_signature(
             .to_owned()
     };
     let c14n = algorithm(find(signed_info, "CanonicalizationMethod"));
-    allowed(TRANSFORMS.contains(&c14n.as_str()), "canonicalization", &c14n)?;
+    allowed(
+        TRANSFORMS.contains(&c14n.as_str()),
+        "canonicalization",
+        &c14n,
+    )?;
     let method = algorithm(find(signed_info, "SignatureMethod"));
     let ok = SIGNATURE_ALGS.contains(&method.as_str())
         || (allow_sha1 && SHA1_SIGNATURE_ALGS.contains(&method.as_str()));

@@ -151,7 +151,9 @@ pub fn verify(encoded: &str, want: &Expectations<'_>) -> Result<VerifiedAssertio
     let xml = decode(encoded)?;
     let shape = structure::check(&xml, want.allow_sha1)?;
     if !shape.response_signed && !shape.assertion_signed {
-        return Err(ResponseError::Unsigned("neither the response nor the assertion carries a signature"));
+        return Err(ResponseError::Unsigned(
+            "neither the response nor the assertion carries a signature",
+        ));
     }
     if want.require_signed_assertions && !shape.assertion_signed {
         return Err(ResponseError::Unsigned(
@@ -176,7 +178,9 @@ pub fn verify(encoded: &str, want: &Expectations<'_>) -> Result<VerifiedAssertio
 fn signed_assertion(signed: &str, shape: &Shape) -> Result<Assertion, ResponseError> {
     let content = |e: String| ResponseError::SignedContent(e.chars().take(160).collect());
     let assertion = if shape.response_signed {
-        let response: Response = signed.parse().map_err(|e: samael::metadata::de::DeError| content(e.to_string()))?;
+        let response: Response = signed
+            .parse()
+            .map_err(|e: samael::metadata::de::DeError| content(e.to_string()))?;
         if response.id != shape.response_id {
             return Err(content("the signed element is not this Response".into()));
         }
@@ -202,7 +206,11 @@ fn parse_time(text: Option<&str>, what: &'static str) -> Result<i64, ResponseErr
 }
 
 /// IssueInstant: not in the future beyond the skew, not older than `MAX_AGE_SECS`.
-fn check_issue_instant(at: i64, what: &'static str, want: &Expectations<'_>) -> Result<(), ResponseError> {
+fn check_issue_instant(
+    at: i64,
+    what: &'static str,
+    want: &Expectations<'_>,
+) -> Result<(), ResponseError> {
     if at > want.now + want.skew_secs {
         return Err(ResponseError::NotYetValid(what));
     }
@@ -214,18 +222,27 @@ fn check_issue_instant(at: i64, what: &'static str, want: &Expectations<'_>) -> 
 
 fn check_response(shape: &Shape, want: &Expectations<'_>) -> Result<(), ResponseError> {
     if shape.version.as_deref() != Some("2.0") {
-        return Err(ResponseError::Structure("the Response is not SAML 2.0".into()));
+        return Err(ResponseError::Structure(
+            "the Response is not SAML 2.0".into(),
+        ));
     }
     match shape.destination.as_deref() {
         Some(d) if d != want.acs_url => {
-            return Err(ResponseError::Destination { found: d.to_owned() })
+            return Err(ResponseError::Destination {
+                found: d.to_owned(),
+            })
         }
-        None if shape.response_signed => return Err(ResponseError::Missing("the Response Destination")),
+        None if shape.response_signed => {
+            return Err(ResponseError::Missing("the Response Destination"))
+        }
         _ => {}
     }
     if let Some(issuer) = shape.issuer.as_deref() {
         if issuer != want.idp.entity_id {
-            return Err(ResponseError::Issuer { what: "response", found: issuer.to_owned() });
+            return Err(ResponseError::Issuer {
+                what: "response",
+                found: issuer.to_owned(),
+            });
         }
     }
     match (want.request_id, shape.in_response_to.as_deref()) {
@@ -237,18 +254,33 @@ fn check_response(shape: &Shape, want: &Expectations<'_>) -> Result<(), Response
     check_issue_instant(instant, "response", want)
 }
 
-fn check_assertion(a: &Assertion, want: &Expectations<'_>) -> Result<VerifiedAssertion, ResponseError> {
+fn check_assertion(
+    a: &Assertion,
+    want: &Expectations<'_>,
+) -> Result<VerifiedAssertion, ResponseError> {
     if a.version != "2.0" {
-        return Err(ResponseError::Structure("the Assertion is not SAML 2.0".into()));
+        return Err(ResponseError::Structure(
+            "the Assertion is not SAML 2.0".into(),
+        ));
     }
     let issuer = a.issuer.value.as_deref().unwrap_or_default().trim();
-    let entity_format = a.issuer.format.as_deref().is_none_or(|f| f == ENTITY_FORMAT);
+    let entity_format = a
+        .issuer
+        .format
+        .as_deref()
+        .is_none_or(|f| f == ENTITY_FORMAT);
     if issuer != want.idp.entity_id || !entity_format {
-        return Err(ResponseError::Issuer { what: "assertion", found: issuer.to_owned() });
+        return Err(ResponseError::Issuer {
+            what: "assertion",
+            found: issuer.to_owned(),
+        });
     }
     check_issue_instant(a.issue_instant.timestamp(), "assertion", want)?;
     let conditions_until = check_conditions(a, want)?;
-    let subject = a.subject.as_ref().ok_or(ResponseError::Missing("a Subject"))?;
+    let subject = a
+        .subject
+        .as_ref()
+        .ok_or(ResponseError::Missing("a Subject"))?;
     let name_id = subject
         .name_id
         .as_ref()
@@ -285,16 +317,23 @@ fn check_assertion(a: &Assertion, want: &Expectations<'_>) -> Result<VerifiedAss
 
 /// Conditions are required (for the AudienceRestriction); returns their NotOnOrAfter.
 fn check_conditions(a: &Assertion, want: &Expectations<'_>) -> Result<Option<i64>, ResponseError> {
-    let c = a.conditions.as_ref().ok_or(ResponseError::Missing("Conditions"))?;
+    let c = a
+        .conditions
+        .as_ref()
+        .ok_or(ResponseError::Missing("Conditions"))?;
     if let Some(nb) = c.not_before {
         if want.now + want.skew_secs < nb.timestamp() {
-            return Err(ResponseError::NotYetValid("assertion (Conditions NotBefore)"));
+            return Err(ResponseError::NotYetValid(
+                "assertion (Conditions NotBefore)",
+            ));
         }
     }
     let until = c.not_on_or_after.map(|t| t.timestamp());
     if let Some(until) = until {
         if want.now - want.skew_secs >= until {
-            return Err(ResponseError::Expired("assertion (Conditions NotOnOrAfter)"));
+            return Err(ResponseError::Expired(
+                "assertion (Conditions NotOnOrAfter)",
+            ));
         }
     }
     let restrictions = c.audience_restrictions.as_deref().unwrap_or_default();
@@ -309,7 +348,10 @@ fn check_conditions(a: &Assertion, want: &Expectations<'_>) -> Result<Option<i64
 
 /// At least one bearer confirmation must pass every check; returns its NotOnOrAfter. The
 /// first failure is reported when none passes.
-fn check_confirmations(list: &[SubjectConfirmation], want: &Expectations<'_>) -> Result<i64, ResponseError> {
+fn check_confirmations(
+    list: &[SubjectConfirmation],
+    want: &Expectations<'_>,
+) -> Result<i64, ResponseError> {
     let mut first_error = None;
     for c in list.iter().filter(|c| c.method.as_deref() == Some(BEARER)) {
         match check_confirmation(c, want) {
@@ -322,7 +364,10 @@ fn check_confirmations(list: &[SubjectConfirmation], want: &Expectations<'_>) ->
     Err(first_error.unwrap_or(ResponseError::Missing("a bearer SubjectConfirmation")))
 }
 
-fn check_confirmation(c: &SubjectConfirmation, want: &Expectations<'_>) -> Result<i64, ResponseError> {
+fn check_confirmation(
+    c: &SubjectConfirmation,
+    want: &Expectations<'_>,
+) -> Result<i64, ResponseError> {
     let data = c
         .subject_confirmation_data
         .as_ref()
@@ -332,15 +377,21 @@ fn check_confirmation(c: &SubjectConfirmation, want: &Expectations<'_>) -> Resul
         .map(|t| t.timestamp())
         .ok_or(ResponseError::NoConfirmationExpiry)?;
     if want.now - want.skew_secs >= until {
-        return Err(ResponseError::Expired("assertion (SubjectConfirmationData NotOnOrAfter)"));
+        return Err(ResponseError::Expired(
+            "assertion (SubjectConfirmationData NotOnOrAfter)",
+        ));
     }
     if let Some(nb) = data.not_before {
         if want.now + want.skew_secs < nb.timestamp() {
-            return Err(ResponseError::NotYetValid("assertion (SubjectConfirmationData NotBefore)"));
+            return Err(ResponseError::NotYetValid(
+                "assertion (SubjectConfirmationData NotBefore)",
+            ));
         }
     }
     if data.recipient.as_deref() != Some(want.acs_url) {
-        return Err(ResponseError::Recipient { found: data.recipient.clone() });
+        return Err(ResponseError::Recipient {
+            found: data.recipient.clone(),
+        });
     }
     match (want.request_id, data.in_response_to.as_deref()) {
         (Some(expected), Some(found)) if expected == found => Ok(until),

@@ -1,0 +1,283 @@
+//! The ClearML bridge (DESIGN 3.3): SSO users become ClearML users. At login the user is
+//! created or updated through the API server with the proxy's `system` credential and gets a
+//! token by impersonation; on requests the token is re-issued before it ends, API clients pass
+//! untouched, and `login.supported_modes` / `login.logout` answers are rewritten.
+
+pub mod rewrite;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwapOption;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::config::ClearmlConfig;
+use crate::identity::{groups_intersect, Identity};
+use crate::store::UserRecord;
+
+/// The default company of a ClearML server.
+pub const DEFAULT_COMPANY: &str = "d1bd92a3b039400cbafc60a7a5b1e52b";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClearmlError {
+    #[error("the ClearML API server at {url} could not be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the ClearML API server refused {endpoint} (HTTP {status}, result code {code}): {message}")]
+    Api {
+        endpoint: &'static str,
+        status: u16,
+        code: i64,
+        message: String,
+    },
+    #[error("the ClearML API server sent an answer to {0} that is not a ClearML envelope")]
+    Malformed(&'static str),
+}
+
+/// What a login produced at the API server.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub user_id: String,
+    pub role: &'static str,
+    pub token: String,
+}
+
+pub struct Bridge {
+    pub config: ClearmlConfig,
+    http: reqwest::Client,
+    /// Company from our own token (`identity.company`), learnt at the start-up check.
+    company: ArcSwapOption<String>,
+    ready: AtomicBool,
+}
+
+impl Bridge {
+    pub fn new(config: ClearmlConfig, http: reqwest::Client) -> Self {
+        Bridge {
+            config,
+            http,
+            company: ArcSwapOption::empty(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn url(&self, endpoint: &str) -> String {
+        format!("{}/{endpoint}", self.config.api_url.as_str().trim_end_matches('/'))
+    }
+
+    fn basic(&self) -> String {
+        let raw = format!("{}:{}", self.config.api_key, self.config.api_secret.expose());
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+
+    /// POST one API call with our system credential; `data` of the envelope on success.
+    async fn call(
+        &self,
+        endpoint: &'static str,
+        body: Value,
+        impersonate: Option<&str>,
+    ) -> Result<Value, ClearmlError> {
+        let url = self.url(endpoint);
+        let mut req = self.http.post(&url).header("authorization", self.basic()).json(&body);
+        if let Some(user) = impersonate {
+            req = req.header("x-clearml-impersonate-as", user);
+        }
+        let resp = req.send().await.map_err(|e| ClearmlError::Unreachable {
+            url: self.config.api_url.to_string(),
+            reason: crate::providers::describe_http_error(&e),
+        })?;
+        let status = resp.status().as_u16();
+        let envelope: Value = resp.json().await.map_err(|_| ClearmlError::Malformed(endpoint))?;
+        let meta = envelope.get("meta").ok_or(ClearmlError::Malformed(endpoint))?;
+        let code = meta.get("result_code").and_then(Value::as_i64).unwrap_or(i64::from(status));
+        if status != 200 || code != 200 {
+            let message = meta.get("result_msg").and_then(Value::as_str).unwrap_or_default().to_owned();
+            return Err(ClearmlError::Api { endpoint, status, code, message });
+        }
+        Ok(envelope.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Start-up check: our credential logs in; remember its company.
+    pub async fn check(&self) -> Result<(), ClearmlError> {
+        let data = self.call("auth.login", json!({}), None).await?;
+        let token = data.get("token").and_then(Value::as_str).ok_or(ClearmlError::Malformed("auth.login"))?;
+        if let Some(company) = token_claim(token, &["identity", "company"]) {
+            self.company.store(Some(std::sync::Arc::new(company)));
+        }
+        self.ready.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `admin` for admins, `guest` for members of `guest_groups`, else `user`.
+    pub fn role_for(&self, identity: &Identity) -> &'static str {
+        if identity.admin {
+            "admin"
+        } else if groups_intersect(&identity.groups, &self.config.guest_groups, true) {
+            "guest"
+        } else {
+            "user"
+        }
+    }
+
+    fn company(&self, default_company: Option<&str>) -> String {
+        default_company
+            .map(str::to_owned)
+            .or_else(|| self.config.company.clone())
+            .or_else(|| self.company.load_full().map(|c| (*c).clone()))
+            .unwrap_or_else(|| DEFAULT_COMPANY.to_owned())
+    }
+
+    /// Create or update the ClearML user for this login and get a token for them.
+    pub async fn provision(
+        &self,
+        identity: &Identity,
+        default_company: Option<&str>,
+        known: Option<&UserRecord>,
+    ) -> Result<Provisioned, ClearmlError> {
+        let role = self.role_for(identity);
+        let user_id = match known.and_then(|r| r.clearml_id.clone()) {
+            Some(id) => {
+                if known.and_then(|r| r.clearml_role.as_deref()) != Some(role) {
+                    self.call("auth.edit_user", json!({"user": id, "role": role}), None).await?;
+                    tracing::info!(clearml_user = %id, role, "ClearML role updated");
+                }
+                id
+            }
+            None => self.create_user(identity, role, default_company).await?,
+        };
+        let token = self.token_for(&user_id).await?;
+        Ok(Provisioned { user_id, role, token })
+    }
+
+    async fn create_user(
+        &self,
+        identity: &Identity,
+        role: &str,
+        default_company: Option<&str>,
+    ) -> Result<String, ClearmlError> {
+        let name = identity
+            .name
+            .clone()
+            .or_else(|| identity.preferred_username.clone())
+            .unwrap_or_else(|| identity.user.clone());
+        let mut body = json!({
+            "name": name,
+            "company": self.company(default_company),
+            "email": identity.email.clone().unwrap_or_else(|| format!("{}@{}.sso", identity.user, identity.provider)),
+            "role": role,
+        });
+        for (key, value) in [
+            ("given_name", &identity.given_name),
+            ("family_name", &identity.family_name),
+            ("avatar", &identity.picture),
+        ] {
+            if let Some(v) = value {
+                body[key] = Value::from(v.clone());
+            }
+        }
+        let data = self.call("auth.create_user", body, None).await?;
+        let id = data.get("id").and_then(Value::as_str).ok_or(ClearmlError::Malformed("auth.create_user"))?;
+        tracing::info!(clearml_user = %id, role, "ClearML user created");
+        Ok(id.to_owned())
+    }
+
+    /// A token for `user_id` by impersonation, lasting `token_lifetime`.
+    pub async fn token_for(&self, user_id: &str) -> Result<String, ClearmlError> {
+        let body = json!({"expiration_sec": self.config.token_lifetime.as_secs()});
+        let data = self.call("auth.login", body, Some(user_id)).await?;
+        data.get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(ClearmlError::Malformed("auth.login"))
+    }
+
+    /// True when the token is missing its `exp`, or less than a tenth of the lifetime is left.
+    pub fn needs_reissue(&self, token: &str, now: u64) -> bool {
+        let margin = self.config.token_lifetime.as_secs() / 10;
+        match token_claim(token, &["exp"]).and_then(|e| e.parse::<u64>().ok()) {
+            Some(exp) => exp.saturating_sub(now) < margin.max(1),
+            None => true,
+        }
+    }
+
+    /// The ClearML session cookie, with the attributes the API server uses (Secure on https).
+    pub fn cookie(&self, token: &str, secure: bool, max_age: u64) -> String {
+        let secure = if secure { "; Secure" } else { "" };
+        format!(
+            "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            self.config.cookie_name
+        )
+    }
+
+    pub fn clear_cookie(&self, secure: bool) -> String {
+        let secure = if secure { "; Secure" } else { "" };
+        format!(
+            "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{secure}",
+            self.config.cookie_name
+        )
+    }
+}
+
+/// A claim of an (unverified) JWT, as text: only used to read our own token's company and a
+/// token's `exp`; the API server verifies tokens itself.
+fn token_claim(token: &str, path: &[&str]) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let json: Value = serde_json::from_slice(&raw).ok()?;
+    let v = path.iter().try_fold(&json, |v, k| v.get(k))?;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// ClearML's error envelope, for unauthenticated `/api/` requests.
+pub fn unauthorized_envelope(endpoint: &str, request_id: &str) -> Value {
+    json!({
+        "meta": {
+            "id": request_id,
+            "trx": request_id,
+            "endpoint": {"name": endpoint, "requested_version": null, "actual_version": null},
+            "result_code": 401,
+            "result_subcode": 20,
+            "result_msg": "Unauthorized (missing credentials): sign in through single sign-on",
+            "error_stack": null,
+            "error_data": {}
+        },
+        "data": {}
+    })
+}
+
+/// The API action of a path (`/api/v2.31/login.logout` → `login.logout`).
+pub fn action(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: Value) -> String {
+        let enc = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.sig", enc(&json!({"alg": "HS256"})), enc(&payload))
+    }
+
+    #[test]
+    fn reads_claims_of_a_token() {
+        let t = jwt(json!({"exp": 1000, "identity": {"company": "c1"}}));
+        assert_eq!(token_claim(&t, &["exp"]).as_deref(), Some("1000"));
+        assert_eq!(token_claim(&t, &["identity", "company"]).as_deref(), Some("c1"));
+        assert_eq!(token_claim("garbage", &["exp"]), None);
+    }
+
+    #[test]
+    fn action_is_the_last_segment() {
+        assert_eq!(action("/api/v2.31/login.logout"), "login.logout");
+        assert_eq!(action("/login.supported_modes"), "login.supported_modes");
+    }
+}

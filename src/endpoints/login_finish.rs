@@ -1,0 +1,67 @@
+//! Finishing a verified login, the same for OIDC and SAML: the admission rules, the ClearML
+//! bridge (user provisioning and its cookie), the user record, and a new session.
+
+use serde_json::Value;
+
+use crate::app::App;
+use crate::error::Error;
+use crate::identity::{admit, Admission};
+use crate::session::Session;
+use crate::store::UserRecord;
+
+/// Admit the user, provision them in ClearML when the bridge is on, remember them, and create
+/// the session. Returns the `Set-Cookie` values. Nothing is created when any step fails.
+pub async fn finish(
+    app: &App,
+    admission: &Admission<'_>,
+    default_company: Option<&str>,
+    claims: &Value,
+    mut session: Session,
+) -> Result<Vec<String>, Error> {
+    let now = app.now();
+    let id = &session.identity;
+    let record = match app.users.get(&id.provider, &id.user) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "user store unavailable; treating the user as new");
+            None
+        }
+    };
+    let known = record.is_some() || app.is_known_user(&id.provider, &id.user, id.email.as_deref());
+    admit(id, claims, admission, known)?;
+    let mut record = record.unwrap_or_else(|| UserRecord {
+        provider: id.provider.clone(),
+        subject: id.user.clone(),
+        email: None,
+        name: None,
+        clearml_id: None,
+        clearml_role: None,
+        first_login: now,
+        last_login: now,
+    });
+    let mut cookies = Vec::new();
+    if let Some(bridge) = &app.bridge {
+        let provisioned = bridge.provision(id, default_company, Some(&record)).await?;
+        cookies.push(bridge.cookie(
+            &provisioned.token,
+            app.secure,
+            bridge.config.token_lifetime.as_secs(),
+        ));
+        record.clearml_id = Some(provisioned.user_id.clone());
+        record.clearml_role = Some(provisioned.role.to_owned());
+        session.clearml_user = Some(provisioned.user_id);
+    }
+    record.email = session.identity.email.clone();
+    record.name = session.identity.name.clone();
+    record.last_login = now;
+    if let Err(e) = app.users.put(&record) {
+        // Without the mapping the next login would create a second ClearML user.
+        if app.bridge.is_some() {
+            return Err(Error::Forbidden(format!("the user mapping could not be saved: {e}")));
+        }
+        tracing::warn!(error = %e, "user record not saved");
+    }
+    let mut session_cookies = app.sessions.create(session, now)?;
+    session_cookies.append(&mut cookies);
+    Ok(session_cookies)
+}

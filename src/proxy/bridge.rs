@@ -1,0 +1,97 @@
+//! The ClearML bridge's part of the request path: impersonation headers removed from browser
+//! requests, `login.supported_modes` and `login.logout` planned for rewriting, and the user's
+//! ClearML token re-issued before it runs out.
+
+use std::sync::Arc;
+
+use http::header::HeaderName;
+use pingora::http::RequestHeader;
+
+use super::decide::Decision;
+use super::headers::CLEARML_PREFIXES;
+use crate::app::App;
+use crate::clearml::rewrite::{self, Rewrite, RewriteKind};
+use crate::clearml::Bridge;
+use crate::endpoints::logout::idp_logout_url;
+use crate::session::{LoadedSession, RequestCookies, Session};
+
+/// Remove `X-Clearml-`/`X-Trains-` `Impersonate-As` and `Act-As` (any case, `_` for `-`).
+pub fn strip_impersonation(req: &mut RequestHeader) {
+    let doomed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| {
+            let canonical = name.as_str().replace('_', "-");
+            CLEARML_PREFIXES.iter().any(|p| canonical == *p)
+        })
+        .cloned()
+        .collect();
+    for name in &doomed {
+        tracing::debug!(header = %name, "impersonation header removed from a browser request");
+        req.remove_header(name);
+    }
+}
+
+/// Decide how the bridge treats a browser request to the API: `login.supported_modes` is
+/// always forwarded and rewritten; `login.logout`/`auth.logout` with a session is forwarded
+/// (the API server revokes its token), ends our session and gets the IdP's logout URL.
+pub fn plan(
+    app: &App,
+    bridge: &Bridge,
+    path: &str,
+    cookies: &RequestCookies,
+    loaded: Option<&LoadedSession>,
+    decision: &mut Decision,
+    set_cookies: &mut Vec<String>,
+) -> Option<Rewrite> {
+    match rewrite::for_path(path)? {
+        RewriteKind::SupportedModes => {
+            *decision = Decision::Forward;
+            Some(Rewrite::SupportedModes {
+                authenticated: loaded.is_some(),
+            })
+        }
+        RewriteKind::Logout => {
+            let loaded = loaded?;
+            let redirect_url = idp_logout_url(app, &loaded.session, "/");
+            set_cookies.extend(app.sessions.destroy(cookies));
+            set_cookies.push(bridge.clear_cookie(app.secure));
+            tracing::info!(user = %loaded.session.identity.user, "ClearML logout ends the session");
+            *decision = Decision::Forward;
+            Some(Rewrite::Logout { redirect_url })
+        }
+    }
+}
+
+/// A fresh token when the browser's ClearML cookie is missing or near its end; its cookie is
+/// added to `set_cookies`. Failures keep the request going with what the browser has.
+pub async fn reissue_if_due(
+    app: &App,
+    bridge: &Bridge,
+    session: &Arc<Session>,
+    cookies: &RequestCookies,
+    set_cookies: &mut Vec<String>,
+) -> Option<String> {
+    let user = session.clearml_user.as_deref()?;
+    let due = cookies
+        .get(&bridge.config.cookie_name)
+        .is_none_or(|token| bridge.needs_reissue(token, app.now()));
+    if !due {
+        return None;
+    }
+    match bridge.token_for(user).await {
+        Ok(token) => {
+            tracing::debug!(clearml_user = %user, "ClearML token re-issued");
+            set_cookies.push(bridge.cookie(
+                &token,
+                app.secure,
+                bridge.config.token_lifetime.as_secs(),
+            ));
+            Some(token)
+        }
+        Err(e) => {
+            tracing::warn!(clearml_user = %user, error = %e, "ClearML token re-issue failed");
+            None
+        }
+    }
+}
