@@ -26,7 +26,17 @@ async fn assert_rejected_in(stack: &Stack, mode: Mode, allowed: &[u16]) -> Login
         "{mode:?}: expected a status in {allowed:?}, got {status}; body:\n{}",
         r.response.body
     );
-    stack.assert_no_secrets_in(&format!("{mode:?} error page"), &r.response.body);
+    let body = &r.response.body;
+    stack.assert_no_secrets_in(&format!("{mode:?} error page"), body);
+    assert!(body.len() < 8 * 1024, "{mode:?}: the error page is short");
+    assert!(
+        body.to_ascii_lowercase().contains("request id"),
+        "{mode:?}: the error page shows the request id: {body}"
+    );
+    assert!(
+        !body.contains("panicked") && !body.contains(".rs:"),
+        "{mode:?}: no stack trace on the page: {body}"
+    );
     for value in r.response.header_all("set-cookie") {
         stack.assert_no_secrets_in("Set-Cookie", &value);
     }

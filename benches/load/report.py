@@ -2,6 +2,7 @@
 """Turns the raw outputs of benches/load/run.sh into results.json and results.md.
 
 usage: report.py RAW_DIR OUT_DIR
+       report.py --wrk-line JSON | --login-line JSON     (one-line progress summaries)
 """
 
 import json
@@ -25,7 +26,22 @@ def fmt(x, digits=0):
     return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
+def one_line(kind, text):
+    """A one-line summary of one wrk or login-driver result, for the progress log."""
+    r = json.loads(text)
+    if kind == "--wrk-line":
+        rps = r["requests"] / r["duration_us"] * 1e6
+        return f"{rps:,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms"
+    cpu = ", ".join(f"{k} {v['cpu_ms_per_login']:.2f} ms" for k, v in r["cpu"].items())
+    return (f"{r['ok']} ok, {r['failed']} failed, {r['logins_per_s']:,.0f} logins/s"
+            + (f", CPU per login: {cpu}" if cpu else "")
+            + (f", errors: {r['errors']}" if r["errors"] else ""))
+
+
 def main():
+    if sys.argv[1].startswith("--"):
+        print(one_line(sys.argv[1], sys.argv[2]))
+        return
     raw, out = Path(sys.argv[1]), Path(sys.argv[2])
     machine = json.loads((raw / "machine.json").read_text())
 

@@ -1,20 +1,29 @@
-//! Shared by the benchmarks: signing keys generated at start-up (RS256 and ES256), their JWKS,
+//! Shared by the benchmarks: signing keys generated at start-up (RS256 and ES256, signed with
+//! ring, the key parsed once), their JWKS,
 //! ID-token minting, and a realistic identity.
 
 #![allow(dead_code)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 use serde_json::{json, Value};
 use sso_proxy::identity::Identity;
 
-/// A signing key with its public JWK.
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// A signing key, parsed once and kept (as an OP keeps its key), with its public JWK.
 pub struct SigningKey {
     pub alg: Algorithm,
     pub kid: String,
-    pub encoding: EncodingKey,
     pub jwk: Value,
+    signer: Signer,
+    rng: SystemRandom,
 }
 
 impl SigningKey {
@@ -22,12 +31,9 @@ impl SigningKey {
     pub fn rs256(kid: &str) -> Self {
         use rsa::pkcs1::EncodeRsaPrivateKey;
         use rsa::traits::PublicKeyParts;
-        let mut rng = rand::thread_rng();
-        let key = rsa::RsaPrivateKey::new(&mut rng, 2048).expect("RSA key generation");
-        let pem = key
-            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-            .expect("RSA key to PEM");
-        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA encoding key");
+        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
+        let der = key.to_pkcs1_der().expect("RSA key to DER");
+        let pair = RsaKeyPair::from_der(der.as_bytes()).expect("RSA key pair");
         let jwk = json!({
             "kty": "RSA",
             "use": "sig",
@@ -39,45 +45,64 @@ impl SigningKey {
         SigningKey {
             alg: Algorithm::RS256,
             kid: kid.to_owned(),
-            encoding,
             jwk,
+            signer: Signer::Rsa(pair),
+            rng: SystemRandom::new(),
         }
     }
 
     /// A fresh P-256 key (ES256).
     pub fn es256(kid: &str) -> Self {
-        use p256::pkcs8::{EncodePrivateKey, LineEnding};
-        let secret = p256::SecretKey::random(&mut rand::thread_rng());
-        let pem = secret
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("EC key to PEM");
-        let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC encoding key");
-        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
-            &secret.public_key(),
-            false,
-        );
+        let rng = SystemRandom::new();
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("EC key generation");
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("EC key pair");
+        // Uncompressed point: 0x04 || x || y.
+        let point = pair.public_key().as_ref().to_vec();
         let jwk = json!({
             "kty": "EC",
             "use": "sig",
             "alg": "ES256",
             "crv": "P-256",
             "kid": kid,
-            "x": URL_SAFE_NO_PAD.encode(point.x().expect("x coordinate")),
-            "y": URL_SAFE_NO_PAD.encode(point.y().expect("y coordinate")),
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
         });
         SigningKey {
             alg: Algorithm::ES256,
             kid: kid.to_owned(),
-            encoding,
             jwk,
+            signer: Signer::Ec(pair),
+            rng,
         }
     }
 
-    /// Signs `claims` into a compact JWT.
+    /// Signs `claims` into a compact JWS.
     pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(self.alg);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
+        let alg = match self.signer {
+            Signer::Rsa(_) => "RS256",
+            Signer::Ec(_) => "ES256",
+        };
+        let header = json!({ "alg": alg, "typ": "JWT", "kid": self.kid });
+        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let sig = match &self.signer {
+            Signer::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public().modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &self.rng, jws.as_bytes(), &mut sig)
+                    .expect("RSA signing");
+                sig
+            }
+            Signer::Ec(pair) => pair
+                .sign(&self.rng, jws.as_bytes())
+                .expect("EC signing")
+                .as_ref()
+                .to_vec(),
+        };
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        jws
     }
 }
 

@@ -14,6 +14,15 @@
 //   bob    bob@example.com    verified    groups [ml-team]
 //   carol  carol@example.com  NOT verified  groups []
 // The `sub` of each user is the login name. Consent is granted automatically.
+//
+// Optional clients' `backchannel_logout_uri` turns on OIDC Back-Channel Logout for that client
+// (with `sid`). Token revocation (`/token/revocation`) is always on.
+//
+// Environment (all optional):
+//   OP_ACCESS_TOKEN_TTL=<seconds>   access-token lifetime (default 3600)
+//   OP_REFRESH_TOKENS=1             issue refresh tokens without `offline_access`/consent
+//   OP_ROTATE_REFRESH_TOKENS=1      rotate the refresh token at every refresh
+// Grants, revocations and back-channel logouts are reported on stderr as `EVENT <name> ...`.
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -79,6 +88,10 @@ function parseArgs() {
     token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
+    ...(c.backchannel_logout_uri ? {
+      backchannel_logout_uri: c.backchannel_logout_uri,
+      backchannel_logout_session_required: true,
+    } : {}),
   }));
   return { port, clients };
 }
@@ -191,8 +204,18 @@ function buildProvider(issuer, clients) {
     alg: 'RS256',
   };
 
+  const accessTokenTtl = Number(process.env.OP_ACCESS_TOKEN_TTL || 3600);
+  const refreshTokens = process.env.OP_REFRESH_TOKENS === '1';
+  const rotate = process.env.OP_ROTATE_REFRESH_TOKENS === '1';
+
   return new Provider(issuer, {
     clients,
+    ...(refreshTokens ? {
+      async issueRefreshToken(ctx, client) {
+        return client.grantTypeAllowed('refresh_token');
+      },
+    } : {}),
+    ...(rotate ? { rotateRefreshToken: () => true } : {}),
     jwks: { keys: [jwk] },
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
     async findAccount(ctx, sub) {
@@ -219,6 +242,8 @@ function buildProvider(issuer, clients) {
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
+      revocation: { enabled: true },
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -238,7 +263,7 @@ function buildProvider(issuer, clients) {
       ctx.body = page('OP error', `<pre>${esc(JSON.stringify(out, null, 2))}</pre>`);
     },
     ttl: {
-      AccessToken: 3600,
+      AccessToken: accessTokenTtl,
       AuthorizationCode: 60,
       ClientCredentials: 600,
       IdToken: 3600,
@@ -278,6 +303,16 @@ async function main() {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   provider = buildProvider(issuer, clients);
   provider.on('server_error', (ctx, err) => console.error('server_error:', err));
+  const event = (...parts) => console.error(['EVENT', ...parts].join(' '));
+  provider.on('grant.success', (ctx) => event('grant.success', ctx.oidc.params.grant_type));
+  provider.on('grant.error', (ctx, err) => event('grant.error', ctx.oidc.params?.grant_type, err.error ?? err.message));
+  provider.on('grant.revoked', () => event('grant.revoked'));
+  provider.on('refresh_token.consumed', () => event('refresh_token.consumed'));
+  provider.on('refresh_token.destroyed', () => event('refresh_token.destroyed'));
+  provider.on('access_token.destroyed', () => event('access_token.destroyed'));
+  provider.on('revocation.error', (ctx, err) => event('revocation.error', err.error ?? err.message));
+  provider.on('backchannel.success', (ctx, client) => event('backchannel.success', client.clientId));
+  provider.on('backchannel.error', (ctx, err, client) => event('backchannel.error', client.clientId, err.message));
   callback = provider.callback();
 
   process.stdout.write(`READY ${issuer}\n`);

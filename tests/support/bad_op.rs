@@ -4,6 +4,11 @@
 //! `redirect_uri`, PKCE `S256`/`plain`), and crafts the ID token per the current [`Mode`].
 //! `/authorize` answers at once with a redirect back to the client (no login page).
 //! Counters let a test check, e.g., that the JWKS was fetched again exactly once.
+//!
+//! Beyond the bad ID tokens it can be laid out like a real IdP ([`Layout`]: Keycloak realm paths,
+//! Entra tenant paths, Cognito, Google, ADFS, Auth0, Okta, Ping), shape the claims of each token
+//! ([`Target`]), issue JWT access tokens (Keycloak), `sid`s, refresh tokens (rotating or not,
+//! failing on demand), serve a revocation endpoint, and sign back-channel logout tokens.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -152,6 +157,229 @@ impl Key {
     }
 }
 
+/// Where a real IdP serves its endpoints, relative to the BadOp's root URL. [`Layout::default`]
+/// is the BadOp's own flat layout (issuer = root URL, `/authorize`, `/token`, ...).
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The issuer (as tokens carry it) is the root URL + this path. `"/"` keeps a trailing slash
+    /// (Auth0).
+    pub issuer_path: String,
+    /// Where discovery is served: `<this>/.well-known/openid-configuration`; default: the issuer
+    /// path. Entra multi-tenant serves it under `/common/v2.0`.
+    pub discovery_path: Option<String>,
+    /// The `issuer` of the discovery document when it is not the tokens' issuer; `{base}` is
+    /// replaced by the root URL. Entra multi-tenant: `{base}/{tenantid}/v2.0`.
+    pub discovery_issuer: Option<String>,
+    pub authorize: String,
+    pub token: String,
+    pub userinfo: String,
+    pub jwks: String,
+    pub end_session: Option<String>,
+    pub revocation: Option<String>,
+    /// RFC 9207: the authorization response carries `iss`, and discovery says so.
+    pub iss_param: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            issuer_path: String::new(),
+            discovery_path: None,
+            discovery_issuer: None,
+            authorize: "/authorize".into(),
+            token: "/token".into(),
+            userinfo: "/userinfo".into(),
+            jwks: "/jwks".into(),
+            end_session: Some("/logout".into()),
+            revocation: None,
+            iss_param: true,
+        }
+    }
+}
+
+impl Layout {
+    /// Keycloak: issuer `/realms/<realm>`, endpoints under `/realms/<realm>/protocol/openid-connect/`.
+    pub fn keycloak(realm: &str) -> Self {
+        let oc = format!("/realms/{realm}/protocol/openid-connect");
+        Self {
+            issuer_path: format!("/realms/{realm}"),
+            authorize: format!("{oc}/auth"),
+            token: format!("{oc}/token"),
+            userinfo: format!("{oc}/userinfo"),
+            jwks: format!("{oc}/certs"),
+            end_session: Some(format!("{oc}/logout")),
+            revocation: Some(format!("{oc}/revoke")),
+            iss_param: true,
+            ..Self::default()
+        }
+    }
+
+    /// Entra ID (single tenant): issuer `/<tenant>/v2.0`, `/<tenant>/oauth2/v2.0/authorize`, keys
+    /// at `/<tenant>/discovery/v2.0/keys`, userinfo on Graph's `/oidc/userinfo`. No RFC 9207.
+    pub fn entra(tenant: &str) -> Self {
+        Self {
+            issuer_path: format!("/{tenant}/v2.0"),
+            authorize: format!("/{tenant}/oauth2/v2.0/authorize"),
+            token: format!("/{tenant}/oauth2/v2.0/token"),
+            userinfo: "/oidc/userinfo".into(),
+            jwks: format!("/{tenant}/discovery/v2.0/keys"),
+            end_session: Some(format!("/{tenant}/oauth2/v2.0/logout")),
+            revocation: None,
+            iss_param: false,
+            ..Self::default()
+        }
+    }
+
+    /// Entra ID multi-tenant (`common`): discovery under `/common/v2.0` with the issuer template
+    /// `{base}/{tenantid}/v2.0`; tokens carry the user's tenant (`iss` `/<tenant>/v2.0`, `tid`).
+    pub fn entra_common(tenant: &str) -> Self {
+        Self {
+            issuer_path: format!("/{tenant}/v2.0"),
+            discovery_path: Some("/common/v2.0".into()),
+            discovery_issuer: Some("{base}/{tenantid}/v2.0".into()),
+            authorize: "/common/oauth2/v2.0/authorize".into(),
+            token: "/common/oauth2/v2.0/token".into(),
+            userinfo: "/oidc/userinfo".into(),
+            jwks: "/common/discovery/v2.0/keys".into(),
+            end_session: Some("/common/oauth2/v2.0/logout".into()),
+            revocation: None,
+            iss_param: false,
+        }
+    }
+
+    /// Cognito: issuer `/<pool>` (as `cognito-idp.<region>.amazonaws.com/<pool>`), the hosted UI
+    /// (`/oauth2/authorize`, `/oauth2/token`, `/oauth2/userInfo`, `/logout`) at the root, no
+    /// `end_session_endpoint` in discovery.
+    pub fn cognito(pool: &str) -> Self {
+        Self {
+            issuer_path: format!("/{pool}"),
+            authorize: "/oauth2/authorize".into(),
+            token: "/oauth2/token".into(),
+            userinfo: "/oauth2/userInfo".into(),
+            jwks: format!("/{pool}/.well-known/jwks.json"),
+            end_session: None,
+            revocation: Some("/oauth2/revoke".into()),
+            iss_param: false,
+            ..Self::default()
+        }
+    }
+
+    /// Google: issuer = root (`https://accounts.google.com`), `/o/oauth2/v2/auth`, keys at
+    /// `/oauth2/v3/certs`, no end-session endpoint.
+    pub fn google() -> Self {
+        Self {
+            authorize: "/o/oauth2/v2/auth".into(),
+            token: "/token".into(),
+            userinfo: "/v1/userinfo".into(),
+            jwks: "/oauth2/v3/certs".into(),
+            end_session: None,
+            revocation: Some("/revoke".into()),
+            iss_param: false,
+            ..Self::default()
+        }
+    }
+
+    /// ADFS: issuer `/adfs`, `/adfs/oauth2/authorize/`, keys at `/adfs/discovery/keys`.
+    pub fn adfs() -> Self {
+        Self {
+            issuer_path: "/adfs".into(),
+            authorize: "/adfs/oauth2/authorize/".into(),
+            token: "/adfs/oauth2/token/".into(),
+            userinfo: "/adfs/userinfo".into(),
+            jwks: "/adfs/discovery/keys".into(),
+            end_session: Some("/adfs/oauth2/logout".into()),
+            revocation: None,
+            iss_param: false,
+            ..Self::default()
+        }
+    }
+
+    /// Auth0: the issuer has a trailing slash (`https://<tenant>.auth0.com/`), `/oauth/token`,
+    /// keys at `/.well-known/jwks.json`, `/oidc/logout`, `/oauth/revoke`.
+    pub fn auth0() -> Self {
+        Self {
+            issuer_path: "/".into(),
+            authorize: "/authorize".into(),
+            token: "/oauth/token".into(),
+            userinfo: "/userinfo".into(),
+            jwks: "/.well-known/jwks.json".into(),
+            end_session: Some("/oidc/logout".into()),
+            revocation: Some("/oauth/revoke".into()),
+            iss_param: false,
+            ..Self::default()
+        }
+    }
+
+    /// Okta (custom authorization server `default`): issuer `/oauth2/default`, `/v1/...` below.
+    pub fn okta() -> Self {
+        let base = "/oauth2/default";
+        Self {
+            issuer_path: base.into(),
+            authorize: format!("{base}/v1/authorize"),
+            token: format!("{base}/v1/token"),
+            userinfo: format!("{base}/v1/userinfo"),
+            jwks: format!("{base}/v1/keys"),
+            end_session: Some(format!("{base}/v1/logout")),
+            revocation: Some(format!("{base}/v1/revoke")),
+            iss_param: true,
+            ..Self::default()
+        }
+    }
+
+    /// PingOne: issuer `/<env>/as`, endpoints `/<env>/as/{authorize,token,userinfo,jwks,signoff}`.
+    pub fn ping(env: &str) -> Self {
+        let base = format!("/{env}/as");
+        Self {
+            issuer_path: base.clone(),
+            authorize: format!("{base}/authorize"),
+            token: format!("{base}/token"),
+            userinfo: format!("{base}/userinfo"),
+            jwks: format!("{base}/jwks"),
+            end_session: Some(format!("{base}/signoff")),
+            revocation: Some(format!("{base}/revoke")),
+            iss_param: false,
+            ..Self::default()
+        }
+    }
+
+    fn discovery_at(&self) -> String {
+        let base = self.discovery_path.as_deref().unwrap_or(&self.issuer_path);
+        format!(
+            "{}/.well-known/openid-configuration",
+            base.trim_end_matches('/')
+        )
+    }
+}
+
+/// Which token (or answer) extra or omitted claims apply to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    IdToken,
+    Userinfo,
+    /// JWT access tokens (see [`BadOp::set_jwt_access_tokens`]).
+    AccessToken,
+}
+
+/// How the refresh grant fails, when it should.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshFailure {
+    /// 400 `invalid_grant` (the user was disabled, the token revoked).
+    InvalidGrant,
+    /// 500 (the IdP is having a bad day).
+    ServerError,
+}
+
+/// Which key signs a JWT made with [`BadOp::sign_jwt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signer {
+    /// The key the JWKS serves.
+    Primary,
+    /// Another key, under the primary `kid` (a bad signature).
+    Other,
+    /// `alg: none`, no signature.
+    None,
+}
+
 struct PendingCode {
     redirect_uri: String,
     nonce: Option<String>,
@@ -160,7 +388,9 @@ struct PendingCode {
 }
 
 struct State {
+    base: String,
     issuer: String,
+    layout: Layout,
     client_id: String,
     client_secret: String,
     mode: Mode,
@@ -182,20 +412,58 @@ struct State {
     token_auth_methods: Vec<String>,
     issued: Vec<String>,
     id_tokens: Vec<String>,
+    // Claim shaping.
+    extra_claims: HashMap<Target, serde_json::Map<String, Value>>,
+    omitted_claims: HashMap<Target, Vec<String>>,
+    jwt_access_tokens: bool,
+    with_sid: bool,
+    sids: Vec<String>,
+    // Token lifetimes and refresh.
+    expires_in: u64,
+    refresh_expires_in: u64,
+    refresh_tokens: bool,
+    rotate_refresh_tokens: bool,
+    refresh_failure: Option<RefreshFailure>,
+    refresh_delay: std::time::Duration,
+    /// Refresh token → still usable.
+    live_refresh_tokens: HashMap<String, bool>,
+    issued_refresh_tokens: Vec<String>,
+    refresh_requests: usize,
+    presented_refresh_tokens: Vec<String>,
+    reused_refresh_tokens: usize,
+    revocations: Vec<(String, String)>,
+    /// `METHOD path` of every request, in order.
+    requests: Vec<String>,
 }
 
 impl State {
     fn key(&mut self, name: &'static str) -> Arc<Key> {
         self.extra.entry(name).or_insert_with(Key::generate).clone()
     }
+
+    /// The user's claims for `target`, with the omitted ones removed and the extra ones added.
+    fn claims_for(&self, target: Target) -> serde_json::Map<String, Value> {
+        let mut claims = user_claims(&self.user);
+        for name in self.omitted_claims.get(&target).into_iter().flatten() {
+            claims.remove(name);
+        }
+        for (k, v) in self.extra_claims.get(&target).into_iter().flatten() {
+            claims.insert(k.clone(), v.clone());
+        }
+        claims
+    }
 }
 
 pub struct BadOp {
-    /// `http://127.0.0.1:<port>`, no trailing slash.
+    /// The issuer as tokens carry it: `http://127.0.0.1:<port>` + the layout's issuer path (no
+    /// trailing slash with the default layout).
     pub issuer: String,
+    /// `http://127.0.0.1:<port>`, the server root.
+    pub base: String,
     pub port: u16,
     pub client_id: String,
     pub client_secret: String,
+    pub layout: Layout,
     state: Arc<Mutex<State>>,
     _server: ServerThread,
 }
@@ -203,9 +471,16 @@ pub struct BadOp {
 impl BadOp {
     /// Start a BadOp in [`Mode::Good`] for one confidential client.
     pub fn start(client_id: &str, client_secret: &str) -> Self {
+        Self::start_with(client_id, client_secret, Layout::default())
+    }
+
+    /// Start a BadOp laid out like a real IdP.
+    pub fn start_with(client_id: &str, client_secret: &str, layout: Layout) -> Self {
         let primary = Key::generate();
         let state = Arc::new(Mutex::new(State {
+            base: String::new(),
             issuer: String::new(),
+            layout: layout.clone(),
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
             mode: Mode::Good,
@@ -226,6 +501,24 @@ impl BadOp {
             token_auth_methods: Vec::new(),
             issued: Vec::new(),
             id_tokens: Vec::new(),
+            extra_claims: HashMap::new(),
+            omitted_claims: HashMap::new(),
+            jwt_access_tokens: false,
+            with_sid: false,
+            sids: Vec::new(),
+            expires_in: 3600,
+            refresh_expires_in: 3600,
+            refresh_tokens: false,
+            rotate_refresh_tokens: false,
+            refresh_failure: None,
+            refresh_delay: std::time::Duration::ZERO,
+            live_refresh_tokens: HashMap::new(),
+            issued_refresh_tokens: Vec::new(),
+            refresh_requests: 0,
+            presented_refresh_tokens: Vec::new(),
+            reused_refresh_tokens: 0,
+            revocations: Vec::new(),
+            requests: Vec::new(),
         }));
         let shared = state.clone();
         let handler: Handler = Arc::new(move |req| {
@@ -233,16 +526,28 @@ impl BadOp {
             Box::pin(async move { handle(req, state).await })
         });
         let server = ServerThread::start("bad-op", handler);
-        let issuer = server.url();
-        state.lock().expect("lock").issuer = issuer.clone();
+        let base = server.url();
+        let issuer = format!("{base}{}", layout.issuer_path);
+        {
+            let mut s = state.lock().expect("lock");
+            s.base = base.clone();
+            s.issuer = issuer.clone();
+        }
         Self {
             issuer,
+            base,
             port: server.port(),
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
+            layout,
             state,
             _server: server,
         }
+    }
+
+    /// The server root + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -273,6 +578,147 @@ impl BadOp {
 
     pub fn user(&self) -> BadUser {
         self.with(|s| s.user.clone())
+    }
+
+    /// Add (or replace) claims in every `target` token/answer from now on; `extra` is a JSON
+    /// object. Replaces earlier extras for that target.
+    pub fn set_extra_claims(&self, target: Target, extra: Value) {
+        let map = extra
+            .as_object()
+            .cloned()
+            .expect("extra claims are an object");
+        self.with(|s| s.extra_claims.insert(target, map));
+    }
+
+    /// Leave these user claims out of every `target` token/answer from now on.
+    pub fn set_omitted_claims(&self, target: Target, names: &[&str]) {
+        let names = names.iter().map(|n| (*n).to_owned()).collect();
+        self.with(|s| s.omitted_claims.insert(target, names));
+    }
+
+    /// Access tokens become RS256 JWTs signed by the primary key, as Keycloak issues them:
+    /// `iss`, `sub`, `aud: account`, `azp`, `exp`, `iat`, `typ: Bearer` and the user's claims.
+    pub fn set_jwt_access_tokens(&self, on: bool) {
+        self.with(|s| s.jwt_access_tokens = on);
+    }
+
+    /// Put a fresh `sid` into each ID token (see [`last_sid`](Self::last_sid)).
+    pub fn set_sid(&self, on: bool) {
+        self.with(|s| s.with_sid = on);
+    }
+
+    pub fn last_sid(&self) -> Option<String> {
+        self.with(|s| s.sids.last().cloned())
+    }
+
+    /// `expires_in` of the code grant's access token (default 3600).
+    pub fn set_expires_in(&self, secs: u64) {
+        self.with(|s| s.expires_in = secs);
+    }
+
+    /// `expires_in` of access tokens from the refresh grant (default 3600).
+    pub fn set_refresh_expires_in(&self, secs: u64) {
+        self.with(|s| s.refresh_expires_in = secs);
+    }
+
+    /// Issue refresh tokens; with `rotate`, each refresh returns a new one and the old one is
+    /// refused from then on (a reuse counts in [`reused_refresh_tokens`](Self::reused_refresh_tokens)).
+    pub fn issue_refresh_tokens(&self, rotate: bool) {
+        self.with(|s| {
+            s.refresh_tokens = true;
+            s.rotate_refresh_tokens = rotate;
+        });
+    }
+
+    /// Make the refresh grant fail (`None`: work again).
+    pub fn set_refresh_failure(&self, failure: Option<RefreshFailure>) {
+        self.with(|s| s.refresh_failure = failure);
+    }
+
+    /// Hold each refresh-grant answer this long (to line concurrent requests up).
+    pub fn set_refresh_delay(&self, delay: std::time::Duration) {
+        self.with(|s| s.refresh_delay = delay);
+    }
+
+    /// Refresh-grant requests so far (any outcome).
+    pub fn refresh_requests(&self) -> usize {
+        self.with(|s| s.refresh_requests)
+    }
+
+    /// Refresh tokens presented to the refresh grant, in order.
+    pub fn presented_refresh_tokens(&self) -> Vec<String> {
+        self.with(|s| s.presented_refresh_tokens.clone())
+    }
+
+    /// Refresh tokens issued so far, in order (code grant first, then rotations).
+    pub fn issued_refresh_tokens(&self) -> Vec<String> {
+        self.with(|s| s.issued_refresh_tokens.clone())
+    }
+
+    /// Presentations of a refresh token that had already been rotated away.
+    pub fn reused_refresh_tokens(&self) -> usize {
+        self.with(|s| s.reused_refresh_tokens)
+    }
+
+    /// `(token_type_hint, token)` of every accepted revocation request.
+    pub fn revocations(&self) -> Vec<(String, String)> {
+        self.with(|s| s.revocations.clone())
+    }
+
+    /// Requests to exactly this path (any method).
+    pub fn hits(&self, path: &str) -> usize {
+        self.with(|s| {
+            s.requests
+                .iter()
+                .filter(|r| r.split_once(' ').is_some_and(|(_, p)| p == path))
+                .count()
+        })
+    }
+
+    /// `METHOD path` of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.with(|s| s.requests.clone())
+    }
+
+    /// A JWT with `claims`, signed as `signer` says (RS256 under the primary `kid`, unless
+    /// [`Signer::None`]); `typ` goes into the header.
+    pub fn sign_jwt(&self, claims: &Value, signer: Signer, typ: &str) -> String {
+        self.with(|s| {
+            let header = json!({ "alg": "RS256", "typ": typ, "kid": s.primary.kid });
+            match signer {
+                Signer::Primary => s.primary.sign(&header, claims),
+                Signer::Other => s.key("other").sign(&header, claims),
+                Signer::None => {
+                    let header = json!({ "alg": "none", "typ": typ });
+                    format!(
+                        "{}.{}.",
+                        b64url(header.to_string().as_bytes()),
+                        b64url(claims.to_string().as_bytes())
+                    )
+                }
+            }
+        })
+    }
+
+    /// The claims of a valid back-channel logout token for our client (`iss`, `aud`, `iat`,
+    /// `exp`, a fresh `jti`, the logout event) with `sid` and/or `sub`.
+    pub fn logout_token_claims(&self, sid: Option<&str>, sub: Option<&str>) -> Value {
+        let t = now();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "iat": t,
+            "exp": t + 120,
+            "jti": random_string(20),
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        if let Some(sid) = sid {
+            claims["sid"] = json!(sid);
+        }
+        if let Some(sub) = sub {
+            claims["sub"] = json!(sub);
+        }
+        claims
     }
 
     pub fn jwks_fetches(&self) -> usize {
@@ -323,13 +769,25 @@ impl BadOp {
         self.with(|s| s.token_auth_methods.clone())
     }
 
-    /// Every ID token and access token issued so far: none may ever appear on a page or in logs.
+    /// Every ID, access and refresh token issued so far: none may ever appear on a page or in
+    /// logs.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.with(|s| s.issued.clone())
     }
 
     pub fn last_id_token(&self) -> Option<String> {
         self.with(|s| s.id_tokens.last().cloned())
+    }
+
+    /// The access token of the most recent token response (code or refresh grant).
+    pub fn last_access_token(&self) -> Option<String> {
+        self.with(|s| {
+            s.issued
+                .iter()
+                .rev()
+                .find(|t| s.access_tokens.contains_key(*t))
+                .cloned()
+        })
     }
 
     /// `kid`s the JWKS endpoint serves right now.
@@ -349,6 +807,47 @@ impl BadOp {
     }
 }
 
+/// The endpoint a request path names: the layout's paths, or the same under `/alt` (for tests
+/// of explicit endpoint settings that differ from discovery).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Discovery,
+    Jwks,
+    AttackerJwks,
+    Authorize,
+    Token,
+    Userinfo,
+    EndSession,
+    Revocation,
+}
+
+fn endpoint(layout: &Layout, path: &str) -> Option<Endpoint> {
+    let path = path
+        .strip_prefix("/alt")
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path);
+    let is = |p: &str| p == path;
+    if is(&layout.discovery_at()) {
+        Some(Endpoint::Discovery)
+    } else if is(&layout.jwks) {
+        Some(Endpoint::Jwks)
+    } else if is("/attacker-jwks") {
+        Some(Endpoint::AttackerJwks)
+    } else if is(&layout.authorize) {
+        Some(Endpoint::Authorize)
+    } else if is(&layout.token) {
+        Some(Endpoint::Token)
+    } else if is(&layout.userinfo) {
+        Some(Endpoint::Userinfo)
+    } else if layout.end_session.as_deref().is_some_and(is) || is("/logout") {
+        Some(Endpoint::EndSession)
+    } else if layout.revocation.as_deref().is_some_and(is) || is("/revoke") {
+        Some(Endpoint::Revocation)
+    } else {
+        None
+    }
+}
+
 async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -358,62 +857,99 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Response<Bo
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    match (method, path.as_str()) {
-        (Method::GET, "/.well-known/openid-configuration") => {
-            let issuer = state.lock().expect("lock").issuer.clone();
-            http_server::json_response(200, &discovery(&issuer))
+    let found = {
+        let mut s = state.lock().expect("lock");
+        s.requests.push(format!("{method} {path}"));
+        endpoint(&s.layout, &path)
+    };
+    match (method, found) {
+        (Method::GET, Some(Endpoint::Discovery)) => {
+            let s = state.lock().expect("lock");
+            http_server::json_response(200, &discovery(&s))
         }
-        (Method::GET, "/jwks") => {
+        (Method::GET, Some(Endpoint::Jwks)) => {
             let mut s = state.lock().expect("lock");
             s.jwks_fetches += 1;
             let keys: Vec<Value> = s.served.iter().map(|k| k.public_jwk()).collect();
             http_server::json_response(200, &json!({ "keys": keys }))
         }
-        (Method::GET, "/attacker-jwks") => {
+        (Method::GET, Some(Endpoint::AttackerJwks)) => {
             let mut s = state.lock().expect("lock");
             let key = s.key("attacker");
             http_server::json_response(200, &json!({ "keys": [key.public_jwk()] }))
         }
-        (Method::GET, "/authorize") => authorize(&query, &mut state.lock().expect("lock")),
-        (Method::POST, "/token") => {
+        (Method::GET, Some(Endpoint::Authorize)) => {
+            authorize(&query, &mut state.lock().expect("lock"))
+        }
+        (Method::POST, Some(Endpoint::Token)) => {
             let body = http_server::read_body(req.into_body()).await;
+            let params = parse_form(&String::from_utf8_lossy(&body));
+            if param(&params, "grant_type") == Some("refresh_token") {
+                let delay = state.lock().expect("lock").refresh_delay;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+            }
             token(
                 auth_header.as_deref(),
-                &body,
+                &params,
                 &mut state.lock().expect("lock"),
             )
         }
-        (Method::GET | Method::POST, "/userinfo") => {
+        (Method::GET | Method::POST, Some(Endpoint::Userinfo)) => {
             userinfo(auth_header.as_deref(), &mut state.lock().expect("lock"))
         }
-        (Method::GET | Method::POST, "/logout") => {
+        (Method::GET | Method::POST, Some(Endpoint::EndSession)) => {
             state.lock().expect("lock").end_session_requests += 1;
             http_server::response(200, "text/html", "<p>Signed out of the BadOp.</p>")
+        }
+        (Method::POST, Some(Endpoint::Revocation)) => {
+            let body = http_server::read_body(req.into_body()).await;
+            let params = parse_form(&String::from_utf8_lossy(&body));
+            revoke(
+                auth_header.as_deref(),
+                &params,
+                &mut state.lock().expect("lock"),
+            )
         }
         _ => http_server::response(404, "text/plain", "not found"),
     }
 }
 
-fn discovery(issuer: &str) -> Value {
-    json!({
+fn discovery(s: &State) -> Value {
+    let l = &s.layout;
+    let base = &s.base;
+    let issuer = match &l.discovery_issuer {
+        Some(template) => template.replace("{base}", base),
+        None => s.issuer.clone(),
+    };
+    let mut doc = json!({
         "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "userinfo_endpoint": format!("{issuer}/userinfo"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "end_session_endpoint": format!("{issuer}/logout"),
+        "authorization_endpoint": format!("{base}{}", l.authorize),
+        "token_endpoint": format!("{base}{}", l.token),
+        "userinfo_endpoint": format!("{base}{}", l.userinfo),
+        "jwks_uri": format!("{base}{}", l.jwks),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256", "plain"],
-        "scopes_supported": ["openid", "profile", "email", "groups"],
+        "scopes_supported": ["openid", "profile", "email", "groups", "offline_access"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "email",
             "email_verified", "name", "given_name", "family_name", "preferred_username", "groups"],
-        "authorization_response_iss_parameter_supported": true,
-    })
+    });
+    if let Some(p) = &l.end_session {
+        doc["end_session_endpoint"] = json!(format!("{base}{p}"));
+    }
+    if let Some(p) = &l.revocation {
+        doc["revocation_endpoint"] = json!(format!("{base}{p}"));
+    }
+    if l.iss_param {
+        doc["authorization_response_iss_parameter_supported"] = json!(true);
+    }
+    doc
 }
 
 fn parse_form(text: &str) -> Vec<(String, String)> {
@@ -444,9 +980,11 @@ fn authorize(query: &str, s: &mut State) -> Response<Body> {
     };
     let state_param = param(&params, "state").map(str::to_owned);
     let response_iss = if s.mode == Mode::WrongIssResponseParam {
-        "https://evil.example.com".to_owned()
+        Some("https://evil.example.com".to_owned())
+    } else if s.layout.iss_param {
+        Some(s.issuer.clone())
     } else {
-        s.issuer.clone()
+        None
     };
     {
         let mut q = target.query_pairs_mut();
@@ -472,7 +1010,9 @@ fn authorize(query: &str, s: &mut State) -> Response<Body> {
         if let Some(st) = &state_param {
             q.append_pair("state", st);
         }
-        q.append_pair("iss", &response_iss);
+        if let Some(iss) = &response_iss {
+            q.append_pair("iss", iss);
+        }
     }
     http_server::redirect(target.as_str())
 }
@@ -529,9 +1069,34 @@ fn check_pkce(pending: &PendingCode, verifier: Option<&str>) -> Result<(), Strin
     }
 }
 
-fn token(auth_header: Option<&str>, body: &[u8], s: &mut State) -> Response<Body> {
+/// Client authentication shared by the token and revocation endpoints.
+fn authenticate(
+    auth_header: Option<&str>,
+    params: &[(String, String)],
+    s: &mut State,
+) -> Result<(), Response<Body>> {
+    let Some((id, secret, method)) = client_credentials(auth_header, params) else {
+        return Err(oauth_error(
+            s,
+            401,
+            "invalid_client",
+            "no client authentication".into(),
+        ));
+    };
+    if id != s.client_id || secret != s.client_secret {
+        return Err(oauth_error(
+            s,
+            401,
+            "invalid_client",
+            format!("wrong client credentials for {id}"),
+        ));
+    }
+    s.token_auth_methods.push(method.to_owned());
+    Ok(())
+}
+
+fn token(auth_header: Option<&str>, params: &[(String, String)], s: &mut State) -> Response<Body> {
     s.token_requests += 1;
-    let params = parse_form(&String::from_utf8_lossy(body));
     s.token_params.push(
         params
             .iter()
@@ -539,22 +1104,18 @@ fn token(auth_header: Option<&str>, body: &[u8], s: &mut State) -> Response<Body
             .cloned()
             .collect(),
     );
-    let Some((id, secret, method)) = client_credentials(auth_header, &params) else {
-        return oauth_error(s, 401, "invalid_client", "no client authentication".into());
-    };
-    if id != s.client_id || secret != s.client_secret {
-        return oauth_error(
-            s,
-            401,
-            "invalid_client",
-            format!("wrong client credentials for {id}"),
-        );
+    if let Err(refused) = authenticate(auth_header, params, s) {
+        return refused;
     }
-    s.token_auth_methods.push(method.to_owned());
-    if param(&params, "grant_type") != Some("authorization_code") {
-        return oauth_error(s, 400, "unsupported_grant_type", "grant_type".into());
+    match param(params, "grant_type") {
+        Some("authorization_code") => code_grant(params, s),
+        Some("refresh_token") => refresh_grant(params, s),
+        _ => oauth_error(s, 400, "unsupported_grant_type", "grant_type".into()),
     }
-    let Some(pending) = param(&params, "code").and_then(|c| s.codes.remove(c)) else {
+}
+
+fn code_grant(params: &[(String, String)], s: &mut State) -> Response<Body> {
+    let Some(pending) = param(params, "code").and_then(|c| s.codes.remove(c)) else {
         return oauth_error(
             s,
             400,
@@ -562,23 +1123,17 @@ fn token(auth_header: Option<&str>, body: &[u8], s: &mut State) -> Response<Body
             "unknown or already used code".into(),
         );
     };
-    if param(&params, "redirect_uri") != Some(pending.redirect_uri.as_str()) {
+    if param(params, "redirect_uri") != Some(pending.redirect_uri.as_str()) {
         return oauth_error(s, 400, "invalid_grant", "redirect_uri differs".into());
     }
-    if let Err(why) = check_pkce(&pending, param(&params, "code_verifier")) {
+    if let Err(why) = check_pkce(&pending, param(params, "code_verifier")) {
         return oauth_error(s, 400, "invalid_grant", why);
     }
 
     let id_token = id_token(s, pending.nonce.as_deref());
-    let access_token = random_string(40);
-    let userinfo_sub = if s.mode == Mode::UserinfoSubMismatch {
-        "mallory".to_owned()
-    } else {
-        s.user.sub.clone()
-    };
-    s.access_tokens.insert(access_token.clone(), userinfo_sub);
+    let expires_in = s.expires_in;
+    let access_token = new_access_token(s, expires_in);
     s.issued.push(id_token.clone());
-    s.issued.push(access_token.clone());
     s.id_tokens.push(id_token.clone());
     if s.mode == Mode::UnknownKidThenRotate {
         let rotated = s.key("rotated");
@@ -586,16 +1141,112 @@ fn token(auth_header: Option<&str>, body: &[u8], s: &mut State) -> Response<Body
             s.served.push(rotated);
         }
     }
-    http_server::json_response(
-        200,
-        &json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": 3600,
-            "scope": "openid profile email",
-            "id_token": id_token,
-        }),
-    )
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": "openid profile email",
+        "id_token": id_token,
+    });
+    if s.refresh_tokens {
+        body["refresh_token"] = json!(new_refresh_token(s));
+    }
+    http_server::json_response(200, &body)
+}
+
+fn refresh_grant(params: &[(String, String)], s: &mut State) -> Response<Body> {
+    s.refresh_requests += 1;
+    let presented = param(params, "refresh_token")
+        .unwrap_or_default()
+        .to_owned();
+    s.presented_refresh_tokens.push(presented.clone());
+    match s.refresh_failure {
+        Some(RefreshFailure::InvalidGrant) => {
+            return oauth_error(s, 400, "invalid_grant", "refresh refused (test)".into())
+        }
+        Some(RefreshFailure::ServerError) => {
+            return oauth_error(s, 500, "server_error", "refresh failed (test)".into())
+        }
+        None => {}
+    }
+    match s.live_refresh_tokens.get(&presented).copied() {
+        None => {
+            return oauth_error(s, 400, "invalid_grant", "unknown refresh token".into());
+        }
+        Some(false) => {
+            s.reused_refresh_tokens += 1;
+            return oauth_error(
+                s,
+                400,
+                "invalid_grant",
+                "refresh token reused after rotation".into(),
+            );
+        }
+        Some(true) => {}
+    }
+    let expires_in = s.refresh_expires_in;
+    let access_token = new_access_token(s, expires_in);
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": "openid profile email",
+    });
+    if s.rotate_refresh_tokens {
+        s.live_refresh_tokens.insert(presented, false);
+        body["refresh_token"] = json!(new_refresh_token(s));
+    }
+    http_server::json_response(200, &body)
+}
+
+fn new_refresh_token(s: &mut State) -> String {
+    let token = format!("rt-{}", random_string(40));
+    s.live_refresh_tokens.insert(token.clone(), true);
+    s.issued_refresh_tokens.push(token.clone());
+    s.issued.push(token.clone());
+    token
+}
+
+/// An opaque access token, or a JWT one (Keycloak) when asked for; userinfo accepts it.
+fn new_access_token(s: &mut State, expires_in: u64) -> String {
+    let token = if s.jwt_access_tokens {
+        let t = now();
+        let mut claims = s.claims_for(Target::AccessToken);
+        claims.insert("iss".into(), json!(s.issuer));
+        claims.insert("aud".into(), json!("account"));
+        claims.insert("azp".into(), json!(s.client_id));
+        claims.insert("typ".into(), json!("Bearer"));
+        claims.insert("iat".into(), json!(t));
+        claims.insert("exp".into(), json!(t + expires_in as i64));
+        claims.insert("jti".into(), json!(random_string(16)));
+        claims.insert("scope".into(), json!("openid profile email"));
+        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": s.primary.kid });
+        s.primary.sign(&header, &Value::Object(claims))
+    } else {
+        random_string(40)
+    };
+    let userinfo_sub = if s.mode == Mode::UserinfoSubMismatch {
+        "mallory".to_owned()
+    } else {
+        s.user.sub.clone()
+    };
+    s.access_tokens.insert(token.clone(), userinfo_sub);
+    s.issued.push(token.clone());
+    token
+}
+
+fn revoke(auth_header: Option<&str>, params: &[(String, String)], s: &mut State) -> Response<Body> {
+    if let Err(refused) = authenticate(auth_header, params, s) {
+        return refused;
+    }
+    let token = param(params, "token").unwrap_or_default().to_owned();
+    let hint = param(params, "token_type_hint")
+        .unwrap_or_default()
+        .to_owned();
+    s.live_refresh_tokens.remove(&token);
+    s.access_tokens.remove(&token);
+    s.revocations.push((hint, token));
+    http_server::response(200, "text/plain", "")
 }
 
 fn user_claims(u: &BadUser) -> serde_json::Map<String, Value> {
@@ -613,7 +1264,7 @@ fn user_claims(u: &BadUser) -> serde_json::Map<String, Value> {
 
 fn id_token(s: &mut State, nonce: Option<&str>) -> String {
     let t = now();
-    let mut claims = user_claims(&s.user);
+    let mut claims = s.claims_for(Target::IdToken);
     claims.insert("iss".into(), json!(s.issuer));
     claims.insert("aud".into(), json!(s.client_id));
     claims.insert("iat".into(), json!(t));
@@ -621,6 +1272,11 @@ fn id_token(s: &mut State, nonce: Option<&str>) -> String {
     claims.insert("exp".into(), json!(t + 600));
     if let Some(n) = nonce {
         claims.insert("nonce".into(), json!(n));
+    }
+    if s.with_sid {
+        let sid = random_string(16);
+        s.sids.push(sid.clone());
+        claims.insert("sid".into(), json!(sid));
     }
     let mut header = json!({ "alg": "RS256", "typ": "JWT", "kid": s.primary.kid });
     let mut signer = s.primary.clone();
@@ -712,7 +1368,7 @@ fn userinfo(auth_header: Option<&str>, s: &mut State) -> Response<Body> {
     let Some(sub) = s.access_tokens.get(token.trim()).cloned() else {
         return http_server::json_response(401, &json!({ "error": "invalid_token" }));
     };
-    let mut claims = user_claims(&s.user);
+    let mut claims = s.claims_for(Target::Userinfo);
     claims.insert("sub".into(), json!(sub));
     http_server::json_response(200, &Value::Object(claims))
 }

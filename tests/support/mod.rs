@@ -7,9 +7,12 @@
 
 pub mod bad_op;
 pub mod browser;
+pub mod clearml_api;
 pub mod echo;
+pub mod graph;
 pub mod html;
 pub mod http_server;
+pub mod oidc_stack;
 pub mod op;
 pub mod proxy;
 pub mod raw;

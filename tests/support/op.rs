@@ -15,6 +15,9 @@ pub struct OpClient {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// OIDC Back-Channel Logout: where the OP posts logout tokens (with `sid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl OpClient {
@@ -26,6 +29,7 @@ impl OpClient {
             redirect_uris: vec![redirect_uri.to_owned()],
             token_endpoint_auth_method: None,
             post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
         }
     }
 }
@@ -41,6 +45,16 @@ pub struct Op {
 impl Op {
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("lock").clone()
+    }
+
+    /// The `EVENT ...` lines op.mjs printed so far, without the prefix (e.g.
+    /// `grant.success refresh_token`, `grant.revoked`, `backchannel.success proxy-client`).
+    pub fn events(&self) -> Vec<String> {
+        self.stderr()
+            .lines()
+            .filter_map(|l| l.strip_prefix("EVENT "))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The OP's discovery document.
@@ -70,6 +84,14 @@ fn idp_dir() -> PathBuf {
 
 /// Start the real OP on a free port with `clients`; returns once it printed `READY <issuer>`.
 pub async fn spawn_op(clients: &[OpClient]) -> Op {
+    spawn_op_env(clients, &[]).await
+}
+
+/// Like [`spawn_op`], with settings for op.mjs in its environment: `OP_ACCESS_TOKEN_TTL`
+/// (seconds), `OP_REFRESH_TOKENS=1` (issue refresh tokens without `offline_access`),
+/// `OP_ROTATE_REFRESH_TOKENS=1`. The OP prints `EVENT <name> ...` lines on stderr for grants,
+/// revocations and back-channel logouts (see [`Op::events`]).
+pub async fn spawn_op_env(clients: &[OpClient], env: &[(&str, &str)]) -> Op {
     let dir = idp_dir();
     assert!(
         dir.join("node_modules/oidc-provider/package.json").exists(),
@@ -81,6 +103,7 @@ pub async fn spawn_op(clients: &[OpClient]) -> Op {
         .arg(dir.join("op.mjs"))
         .arg("0")
         .arg(&clients_json)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -76,6 +76,12 @@ pub async fn spawn_proxy(yaml: &str) -> Proxy {
 /// Start the proxy with `yaml`; wait for `/_sso/healthz` (and `/_sso/readyz` when `wait_ready`).
 /// Panics with the proxy's output when it does not come up within 20 s.
 pub async fn spawn_proxy_with(yaml: &str, wait_ready: bool) -> Proxy {
+    spawn_proxy_env(yaml, wait_ready, &[]).await
+}
+
+/// Like [`spawn_proxy_with`], with these variables in the proxy's otherwise clean environment
+/// (e.g. ClearML's `CLEARML__services__login__sso__oauth_client__…`).
+pub async fn spawn_proxy_env(yaml: &str, wait_ready: bool, env: &[(String, String)]) -> Proxy {
     let parsed: serde_yaml::Value = serde_yaml::from_str(yaml).expect("test config is YAML");
     let listen = parsed["listen"]
         .as_str()
@@ -97,6 +103,7 @@ pub async fn spawn_proxy_with(yaml: &str, wait_ready: bool) -> Proxy {
         .arg(&config_path)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -34,14 +34,20 @@ impl KeyPair {
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
         let serial = BigNum::from_u32(rand::random::<u32>() >> 1).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
-        KeyPair { key, cert: b.build() }
+        KeyPair {
+            key,
+            cert: b.build(),
+        }
     }
 
     /// The certificate as base64 DER (for metadata and KeyInfo).
@@ -265,7 +271,10 @@ pub fn sign_first(xml: &str, key: &PKey<Private>) -> String {
 fn strip_decl(xml: &str) -> String {
     let xml = xml.trim();
     match xml.strip_prefix("<?xml") {
-        Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim().to_owned()).unwrap_or_default(),
+        Some(rest) => rest
+            .split_once("?>")
+            .map(|(_, r)| r.trim().to_owned())
+            .unwrap_or_default(),
         None => xml.to_owned(),
     }
 }

@@ -90,7 +90,9 @@ impl SimpleSamlIdp {
         let base = format!("http://127.0.0.1:{port}");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
-        for sub in ["config", "metadata", "cert", "tmp", "log", "data", "sessions"] {
+        for sub in [
+            "config", "metadata", "cert", "tmp", "log", "data", "sessions",
+        ] {
             std::fs::create_dir_all(d.join(sub)).expect("mkdir");
         }
         let keys = KeyPair::generate("simplesamlphp-test-idp");
@@ -124,7 +126,10 @@ impl SimpleSamlIdp {
     }
 
     async fn wait_ready(&self) {
-        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = client.get(&self.metadata_url).send().await {
@@ -213,10 +218,7 @@ $metadata['__DYNAMIC:1__'] = [
 fn sp_remote_php(sp: &SpEntry) -> String {
     let signing = match &sp.signing_cert_pem {
         Some(pem) => {
-            let der_b64: String = pem
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect();
+            let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
             format!(
                 "  'validate.authnrequest' => true,\n  'validate.logout' => true,\n  'certData' => {},\n",
                 php_str(&der_b64)
@@ -268,7 +270,13 @@ impl SamlLogin {
 /// Logs in through the proxy at `base` with connection `provider` as `user` (password
 /// `<user>-pw`): follows redirects to the IdP, posts the login form, then posts the IdP's
 /// auto-submit form (SAMLResponse, RelayState) to our ACS.
-pub async fn login(browser: &Browser, base: &str, provider: &str, user: &str, rd: Option<&str>) -> SamlLogin {
+pub async fn login(
+    browser: &Browser,
+    base: &str,
+    provider: &str,
+    user: &str,
+    rd: Option<&str>,
+) -> SamlLogin {
     let mut start = Url::parse(&format!("{base}/_sso/login")).expect("base");
     start.query_pairs_mut().append_pair("provider", provider);
     if let Some(rd) = rd {
@@ -286,7 +294,10 @@ pub async fn login(browser: &Browser, base: &str, provider: &str, user: &str, rd
         }
         let forms = html::forms(&page.body);
         if let Some(form) = forms.iter().find(|f| f.has_input("SAMLResponse")) {
-            let action = page.url.join(form.action.as_deref().unwrap_or("")).expect("action");
+            let action = page
+                .url
+                .join(form.action.as_deref().unwrap_or(""))
+                .expect("action");
             let fields = form.inputs.clone();
             let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
             let (saml_response, relay_state) = (get("SAMLResponse"), get("RelayState"));
@@ -305,7 +316,10 @@ pub async fn login(browser: &Browser, base: &str, provider: &str, user: &str, rd
         match login_form {
             Some(form) if !posted_password => {
                 posted_password = true;
-                let action = page.url.join(form.action.as_deref().unwrap_or("")).expect("action");
+                let action = page
+                    .url
+                    .join(form.action.as_deref().unwrap_or(""))
+                    .expect("action");
                 let mut fields: Vec<(String, String)> = form
                     .inputs
                     .iter()
@@ -331,5 +345,6 @@ pub async fn login(browser: &Browser, base: &str, provider: &str, user: &str, rd
 
 /// The temp dir's SimpleSAMLphp log, for assertions on what the IdP accepted.
 pub fn idp_log(idp: &SimpleSamlIdp) -> String {
-    std::fs::read_to_string(PathBuf::from(idp.dir()).join("log/simplesamlphp.log")).unwrap_or_default()
+    std::fs::read_to_string(PathBuf::from(idp.dir()).join("log/simplesamlphp.log"))
+        .unwrap_or_default()
 }

@@ -82,8 +82,9 @@ impl SamlStack {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.into_owned())
         };
-        let request_xml = sso_proxy::providers::saml::request::inflate(&get("SAMLRequest").expect("SAMLRequest"))
-            .expect("deflated AuthnRequest");
+        let request_xml =
+            sso_proxy::providers::saml::request::inflate(&get("SAMLRequest").expect("SAMLRequest"))
+                .expect("deflated AuthnRequest");
         let doc = roxmltree::Document::parse(&request_xml).expect("AuthnRequest XML");
         let request_id = doc.root_element().attribute("ID").expect("ID").to_owned();
         Begun {
@@ -96,7 +97,13 @@ impl SamlStack {
     }
 
     /// Posts a `SAMLResponse` (base64) with `relay_state` to the ACS of `id`, as the browser.
-    pub async fn post_acs(&self, browser: &Browser, id: &str, saml_response: &str, relay_state: Option<&str>) -> Page {
+    pub async fn post_acs(
+        &self,
+        browser: &Browser,
+        id: &str,
+        saml_response: &str,
+        relay_state: Option<&str>,
+    ) -> Page {
         let mut form = vec![("SAMLResponse", saml_response.to_owned())];
         if let Some(r) = relay_state {
             form.push(("RelayState", r.to_owned()));
@@ -113,7 +120,12 @@ impl SamlStack {
 
     /// Whether `browser` has a session: `/_sso/userinfo` answers 200.
     pub async fn has_session(&self, browser: &Browser) -> bool {
-        browser.api_get(&self.url("/_sso/userinfo")).await.status.as_u16() == 200
+        browser
+            .api_get(&self.url("/_sso/userinfo"))
+            .await
+            .status
+            .as_u16()
+            == 200
     }
 }
 

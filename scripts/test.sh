@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command, for a fresh Debian machine (as root, or with sudo): system packages,
+# the test OpenID Provider's npm modules, then fmt, clippy, every test, and a benchmark build.
+# `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/common.sh
+source scripts/common.sh
+
+step "System packages"
+# nginx: tests/nginx_auth_request.rs; simplesamlphp, php: the SAML login tests' real IdP.
+ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml
+ensure_node
+echo "node $(node --version), npm $(npm --version)"
+
+step "Test OpenID Provider modules (npm ci --prefix tests/idp)"
+npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "Tests (cargo nextest run -j 2)"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "cargo-nextest is missing: installing it"
+  cargo install cargo-nextest --locked
+fi
+cargo nextest run -j 2 --no-fail-fast
+
+step "cargo bench --no-run"
+cargo bench --no-run
+
+step "All checks passed"

@@ -1,0 +1,273 @@
+//! SAML end to end against a real IdP: SimpleSAMLphp under `php -S`, its metadata fetched by
+//! the proxy from its URL, signed AuthnRequests (the IdP is configured to refuse unsigned
+//! ones), identity headers at the upstream, groups → admin, SP metadata and Single Logout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::json;
+use support::browser::Browser;
+use support::saml_bad_idp::{BadIdp, KeyPair};
+use support::saml_idp::{self, SimpleSamlIdp, SpEntry};
+use support::saml_stack::{saml_provider, SamlStack};
+use support::util::free_port;
+
+struct Setup {
+    idp: SimpleSamlIdp,
+    stack: SamlStack,
+}
+
+/// SimpleSAMLphp + the proxy with connection `ssp` (signed requests when `sign`).
+async fn setup(sign: bool) -> Setup {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let sp_keys = KeyPair::generate("sso-proxy-sp");
+    let sp = SpEntry {
+        entity_id: format!("{public}/_sso/saml/ssp/metadata"),
+        acs: format!("{public}/callback_ssp"),
+        signing_cert_pem: sign.then(|| sp_keys.cert_pem()),
+    };
+    let idp = SimpleSamlIdp::start(&sp).await;
+    let mut provider = saml_provider("SimpleSAMLphp", &idp.metadata_url);
+    provider["claims"] = json!({
+        "name": "displayName",
+        "given_name": "givenName",
+        "preferred_username": "uid",
+    });
+    if sign {
+        provider["sign_requests"] = json!(true);
+        provider["sp_private_key"] = json!(sp_keys.key_pem());
+        provider["sp_certificate"] = json!(sp_keys.cert_pem());
+    }
+    let stack = SamlStack::start(port, json!({ "ssp": provider }), |_| {}).await;
+    Setup { idp, stack }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_login_through_simplesamlphp_reaches_the_upstream_with_identity_headers() {
+    let Setup { idp, stack } = setup(true).await;
+    let browser = Browser::new();
+    let login = saml_idp::login(
+        &browser,
+        stack.url("").as_str(),
+        "ssp",
+        "alice",
+        Some("/dashboard?x=1"),
+    )
+    .await;
+    let target = login.expect_success();
+    assert_eq!(target.path(), "/dashboard");
+    assert_eq!(target.query(), Some("x=1"));
+    // The AuthnRequest was signed (detached redirect-binding signature) and the IdP, which
+    // requires signed requests for this SP, accepted it.
+    let first = login.trail.first().cloned().unwrap_or_default();
+    assert!(first.contains("/_sso/login"), "{first}");
+    let log = saml_idp::idp_log(&idp);
+    assert!(!log.contains("Unable to validate Signature"), "{log}");
+
+    let page = browser.navigate(target.as_str()).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.body);
+    let seen = stack.echo.last();
+    assert_eq!(seen.header("x-forwarded-user"), Some("alice"));
+    assert_eq!(seen.header("x-forwarded-email"), Some("alice@example.com"));
+    assert_eq!(seen.header("x-forwarded-groups"), Some("admins,users"));
+    assert_eq!(seen.header("x-forwarded-name"), Some("Alice Admin"));
+    assert_eq!(seen.header("x-forwarded-preferred-username"), Some("alice"));
+    let info = browser.api_get(&stack.url("/_sso/userinfo")).await.json();
+    assert_eq!(info["admin"], json!(true));
+    assert_eq!(info["provider"], json!("ssp"));
+    assert_eq!(info["given_name"], json!("Alice"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_groups_map_admin_only_for_admin_group_members() {
+    let Setup { idp: _idp, stack } = setup(true).await;
+    for (user, admin, groups) in [("bob", false, "users"), ("carol", false, "")] {
+        let browser = Browser::new();
+        let target = saml_idp::login(&browser, &stack.url(""), "ssp", user, None)
+            .await
+            .expect_success();
+        assert_eq!(target.path(), "/");
+        let info = browser.api_get(&stack.url("/_sso/userinfo")).await.json();
+        assert_eq!(info["user"], json!(user));
+        assert_eq!(info["admin"], json!(admin), "{user}");
+        browser.navigate(&stack.url("/app")).await;
+        let seen = stack.echo.last();
+        assert_eq!(
+            seen.header("x-forwarded-groups").unwrap_or_default(),
+            groups,
+            "{user}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_login_without_request_signing_works_too() {
+    let Setup { idp: _idp, stack } = setup(false).await;
+    let browser = Browser::new();
+    let begun = stack.begin(&browser, "ssp").await;
+    assert!(begun.location.query_pairs().all(|(k, _)| k != "Signature"));
+    let browser = Browser::new();
+    saml_idp::login(&browser, &stack.url(""), "ssp", "bob", None)
+        .await
+        .expect_success();
+    assert!(stack.has_session(&browser).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_single_logout_ends_the_session_here_and_at_the_idp() {
+    let Setup { idp, stack } = setup(true).await;
+    let browser = Browser::new();
+    saml_idp::login(&browser, &stack.url(""), "ssp", "alice", None)
+        .await
+        .expect_success();
+    assert!(stack.has_session(&browser).await);
+    let page = browser
+        .send(
+            browser
+                .nav(reqwest::Method::POST, &stack.url("/_sso/logout"))
+                .header("origin", stack.public_url.clone())
+                .form(&[("rd", "/bye")]),
+        )
+        .await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    let slo = page.location().expect("SLO redirect");
+    assert!(slo.as_str().starts_with(&idp.base), "{slo}");
+    let params: Vec<String> = slo.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert!(
+        params.contains(&"SAMLRequest".to_owned()) && params.contains(&"Signature".to_owned()),
+        "{params:?}"
+    );
+    assert!(!stack.has_session(&browser).await);
+    // The IdP processes the (signed) LogoutRequest and sends the browser back to our SLO
+    // return, which lands on the `rd` target.
+    let callback = stack.acs("ssp");
+    let mut page = browser.navigate(slo.as_str()).await;
+    for _ in 0..10 {
+        if page.url.as_str().starts_with(&callback) || !page.is_redirect() {
+            break;
+        }
+        page = browser
+            .navigate(page.location().expect("location").as_str())
+            .await;
+    }
+    assert!(
+        page.url.as_str().starts_with(&callback),
+        "{}",
+        page.describe()
+    );
+    assert_eq!(page.status.as_u16(), 303);
+    assert_eq!(page.header("location"), Some("/bye"));
+    // A new login at the IdP asks for the password again: the IdP session is gone.
+    let again = saml_idp::login(&browser, &stack.url(""), "ssp", "alice", None).await;
+    assert!(
+        again
+            .trail
+            .iter()
+            .any(|t| t.contains("POST") && t.contains("loginuserpass")),
+        "{:?}",
+        again.trail
+    );
+}
+
+#[tokio::test]
+async fn saml_sp_metadata_lists_entity_acs_and_signing_certificate() {
+    let idp = BadIdp::new();
+    let sp = KeyPair::generate("sp");
+    let mut provider = saml_provider("Bad", &idp.metadata(true));
+    provider["sign_requests"] = json!(true);
+    provider["sp_private_key"] = json!(sp.key_pem());
+    provider["sp_certificate"] = json!(sp.cert_pem());
+    let stack = SamlStack::start(0, json!({ "bad": provider }), |_| {}).await;
+    let page = Browser::new()
+        .api_get(&stack.url("/_sso/saml/bad/metadata"))
+        .await;
+    assert_eq!(page.status.as_u16(), 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("application/samlmetadata+xml")
+    );
+    let doc = roxmltree::Document::parse(&page.body).expect("metadata XML");
+    let root = doc.root_element();
+    assert_eq!(
+        root.attribute("entityID"),
+        Some(stack.entity_id("bad").as_str())
+    );
+    let acs = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "AssertionConsumerService")
+        .expect("ACS");
+    assert_eq!(acs.attribute("Location"), Some(stack.acs("bad").as_str()));
+    assert_eq!(
+        acs.attribute("Binding"),
+        Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST")
+    );
+    let cert = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "X509Certificate")
+        .and_then(|n| n.text())
+        .expect("signing certificate");
+    assert_eq!(cert.trim(), sp.cert_b64());
+    let unknown = Browser::new()
+        .api_get(&stack.url("/_sso/saml/nope/metadata"))
+        .await;
+    assert_eq!(unknown.status.as_u16(), 404);
+}
+
+#[tokio::test]
+async fn saml_connection_is_listed_in_the_chooser_next_to_others() {
+    let idp = BadIdp::new();
+    let providers = json!({
+        "zeta": saml_provider("Zeta SAML", &idp.metadata(true)),
+        "alpha": saml_provider("Alpha SAML", &idp.metadata(true)),
+    });
+    let stack = SamlStack::start(0, providers, |_| {}).await;
+    let page = Browser::new().navigate(&stack.url("/_sso/login")).await;
+    assert_eq!(page.status.as_u16(), 200);
+    let a = page.body.find("Alpha SAML").expect("alpha listed");
+    let z = page.body.find("Zeta SAML").expect("zeta listed");
+    assert!(a < z, "sorted by display name");
+}
+
+#[tokio::test]
+async fn saml_pending_cookie_is_samesite_none_secure_on_https_and_lax_on_http() {
+    let idp = BadIdp::new();
+    let providers = json!({ "bad": saml_provider("Bad", &idp.metadata(true)) });
+    let http = SamlStack::start(0, providers.clone(), |_| {}).await;
+    let begun = http.begin(&Browser::new(), "bad").await;
+    let cookie = begun
+        .set_cookies
+        .iter()
+        .find(|c| c.contains("_st_"))
+        .expect("pending cookie");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    let https = SamlStack::start(0, providers, |c| {
+        c["public_url"] = json!("https://app.example.com");
+    })
+    .await;
+    let page = Browser::new()
+        .navigate(&https.url("/_sso/login?provider=bad"))
+        .await;
+    let cookie = page
+        .header_all("set-cookie")
+        .into_iter()
+        .find(|c| c.contains("_st_"))
+        .expect("pending cookie");
+    assert!(
+        cookie.contains("SameSite=None") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let location = page.location().expect("IdP redirect");
+    let request = sso_proxy::providers::saml::request::inflate(
+        &location
+            .query_pairs()
+            .find(|(k, _)| k == "SAMLRequest")
+            .expect("SAMLRequest")
+            .1,
+    )
+    .expect("AuthnRequest");
+    assert!(
+        request.contains("AssertionConsumerServiceURL=\"https://app.example.com/callback_bad\""),
+        "{request}"
+    );
+}
