@@ -37,12 +37,16 @@ fn pass_through_config(port: u16, upstream: &str, extra: &str) -> String {
 }
 
 /// The proxy binary with `yaml`, killed on drop; ready once its port accepts connections.
-struct RawProxy(std::process::Child, tempfile::TempDir);
+struct RawProxy {
+    child: std::process::Child,
+    /// Holds the config directory for as long as the proxy runs.
+    _dir: tempfile::TempDir,
+}
 
 impl Drop for RawProxy {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -62,7 +66,7 @@ fn spawn_raw(yaml: &str) -> RawProxy {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let proxy = RawProxy(child, dir);
+    let proxy = RawProxy { child, _dir: dir };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "proxy did not start");
@@ -106,7 +110,7 @@ async fn https_listener_serves_with_the_configured_certificate() {
 #[tokio::test]
 async fn https_upstream_is_verified_against_the_ca_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key, pem) = certificate(dir.path());
+    let (cert, key, _pem) = certificate(dir.path());
     let echo = EchoUpstream::start();
     // A TLS front (another sso-proxy) stands in for an HTTPS app.
     let tls_port = free_port();

@@ -31,14 +31,13 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         }
         Method::POST => {
             let session = req.session.map(|s| s.session.clone());
-            if session.is_some() {
-                if !same_origin(app, req)
-                    && !token_matches(app, req, req.form_param("csrf").as_deref())
-                {
-                    return Err(Error::Forbidden(
-                        "the sign-out request did not come from this site".into(),
-                    ));
-                }
+            if session.is_some()
+                && !same_origin(app, req)
+                && !token_matches(app, req, req.form_param("csrf").as_deref())
+            {
+                return Err(Error::Forbidden(
+                    "the sign-out request did not come from this site".into(),
+                ));
             }
             let rd_raw = req.form_param("rd").or_else(|| req.query_param("rd"));
             let rd = safe_target(

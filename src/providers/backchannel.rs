@@ -198,7 +198,8 @@ mod tests {
 
     #[test]
     fn rejects_each_malformed_variant() {
-        let variants: Vec<(Box<dyn Fn(&mut Map<String, Value>)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Map<String, Value>)>;
+        let variants: Vec<(Mutation, &str)> = vec![
             (Box::new(|c| { c.insert("iss".into(), json!("x")); }), "WrongIssuer"),
             (Box::new(|c| { c.insert("aud".into(), json!("other")); }), "WrongAudience"),
             (Box::new(|c| { c.remove("events"); }), "Events"),
