@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::clearml::Bridge;
 use crate::config::Config;
+use crate::telemetry::metrics::{Metrics, MetricsService};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{StoreError, UserStore};
 use crate::providers::backchannel::Revocations;
@@ -71,6 +72,7 @@ pub struct App {
     pub bridge: Option<Bridge>,
     pub refresher: Refresher,
     pub revocations: Revocations,
+    pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -112,6 +114,7 @@ impl App {
                 .map(|c| Bridge::new(c, jwks_http.clone())),
             refresher: Refresher::default(),
             revocations: Revocations::new(config.session.max_lifetime),
+            metrics: Arc::new(Metrics::default()),
             clock,
             config: Arc::new(config),
         })
@@ -223,7 +226,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
             .map(|p| p.to_string_lossy().into_owned()),
         ..ServerConf::default()
     };
+    let metrics_listen = config.metrics_listen;
     let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
+    let metrics = app.metrics.clone();
     spawn_background(app.clone())?;
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -241,6 +246,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
         None => service.add_tcp(&listen),
     }
     server.add_service(service);
+    if let Some(addr) = metrics_listen {
+        let app = pingora::apps::http_app::HttpServer::new_app(MetricsService(metrics));
+        let mut metrics_service =
+            pingora::services::listening::Service::new("metrics".to_owned(), app);
+        metrics_service.add_tcp(&addr.to_string());
+        server.add_service(metrics_service);
+    }
     tracing::info!(%listen, tls = tls.is_some(), "sso-proxy listening");
     server.run_forever()
 }

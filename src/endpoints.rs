@@ -129,6 +129,10 @@ impl Response {
 
 /// Answer one of our routes. Errors become their page here, so the proxy only writes.
 pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
+    let callback = match &route {
+        OwnRoute::Callback(id) => Some(id.clone()),
+        _ => None,
+    };
     let result = match route {
         OwnRoute::Callback(id) if app.registry.load().get_saml(&id).is_some() => {
             saml_acs::handle(app, &id, req).await
@@ -145,5 +149,25 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
         OwnRoute::SamlMetadata(id) => saml_metadata::handle(app, &id, req),
         OwnRoute::NotFound => Err(Error::NotFound),
     };
+    if let Some(id) = callback {
+        count_login(app, &id, &result);
+    }
     result.unwrap_or_else(|e| crate::error::to_response(&e, req, app))
+}
+
+/// A callback that set our session cookie is a login; an error is a failed one; anything else
+/// (a SAML logout response) is neither.
+fn count_login(app: &App, id: &str, result: &Result<Response, Error>) {
+    let session_cookie = app.cookie_names.session();
+    match result {
+        Ok(r) => {
+            let created = r.headers.iter().any(|(n, v)| {
+                n == SET_COOKIE && v.as_bytes().starts_with(session_cookie.as_bytes())
+            });
+            if created {
+                app.metrics.login(id, true);
+            }
+        }
+        Err(_) => app.metrics.login(id, false),
+    }
 }

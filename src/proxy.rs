@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::endpoints::{self, userinfo, Request, Response};
 use crate::providers::refresh;
+use crate::telemetry::metrics::Outcome;
 use crate::session::{LoadedSession, RequestCookies};
 use decide::{decide, Decision, RequestView};
 
@@ -80,6 +81,7 @@ impl SsoProxy {
         let path = match path::normalize(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
+                app.metrics.request(Outcome::BadPath);
                 tracing::debug!(error = %e, "path refused");
                 let body = format!(
                     "{{\"error\":\"bad_request\",\"message\":\"{e}\",\"request_id\":\"{}\"}}",
@@ -112,6 +114,12 @@ impl SsoProxy {
             _ => None,
         };
         tracing::debug!(?decision, path = %path, api_client, "decided");
+        app.metrics.request(match decision {
+            Decision::Forward => Outcome::Forwarded,
+            Decision::RedirectToLogin => Outcome::RedirectedToLogin,
+            Decision::Unauthenticated => Outcome::Unauthenticated,
+            Decision::Own(_) => Outcome::OwnEndpoint,
+        });
         match decision {
             Decision::Forward => {
                 let session_ref = loaded.map(|l| l.session);

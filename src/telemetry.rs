@@ -1,5 +1,7 @@
 //! Logging set-up: `tracing` with text or JSON output at the configured level. Request spans
-//! carry the request id (see the proxy module).
+//! carry the request id (see the proxy module). Prometheus metrics live in [`metrics`].
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 
