@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
+use crate::admin::AdminState;
 use crate::clearml::Bridge;
 use crate::config::Config;
+use crate::proxy::identity_token::IdentitySigner;
 use crate::telemetry::metrics::{Metrics, MetricsService};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{StoreError, UserStore};
@@ -70,9 +72,13 @@ pub struct App {
     pub users: Arc<dyn UserStore>,
     /// The ClearML bridge, when enabled.
     pub bridge: Option<Bridge>,
+    /// The admin plane: its store (connections, groups, invites, audit log) and Test Provider.
+    pub admin: AdminState,
     pub refresher: Refresher,
     pub revocations: Revocations,
     pub metrics: Arc<Metrics>,
+    /// Signs `X-Sso-Identity` and publishes `/_sso/jwks.json`.
+    pub identity_signer: Option<IdentitySigner>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -91,6 +97,9 @@ impl App {
             .map_err(|e| StartError::Provider(e.to_string()))?
             .with_saml(&config.saml_providers, &config.public_url, &http)
             .map_err(|e| StartError::Provider(e.to_string()))?;
+        let store = Arc::new(SqliteStore::open(&config.state_path)?);
+        let admin = AdminState::new(store.clone());
+        let registry = admin.load_stored(registry, &config, &http, &jwks);
         let secure = config.public_url.scheme() == "https";
         let upstream_addr = resolve(&config.upstream)?;
         Ok(App {
@@ -107,7 +116,8 @@ impl App {
             jwks,
             secure,
             upstream_addr,
-            users: Arc::new(SqliteStore::open(&config.state_path)?),
+            users: store,
+            admin,
             bridge: config
                 .clearml
                 .clone()
@@ -115,6 +125,10 @@ impl App {
             refresher: Refresher::default(),
             revocations: Revocations::new(config.session.max_lifetime),
             metrics: Arc::new(Metrics::default()),
+            identity_signer: IdentitySigner::new(
+                config.session.secret.expose(),
+                config.public_url.as_str(),
+            ),
             clock,
             config: Arc::new(config),
         })
@@ -181,7 +195,7 @@ impl App {
     }
 
     /// Whether a user may count as known (for `create_new_users: false`): seen before through
-    /// this connection, an email seen before, or listed in `directory.known_users`.
+    /// this connection, an email seen before, listed in `directory.known_users`, or invited.
     pub fn is_known_user(&self, provider: &str, subject: &str, email: Option<&str>) -> bool {
         let listed = email.is_some_and(|e| {
             self.config
@@ -192,7 +206,14 @@ impl App {
         });
         let seen = self.users.get(provider, subject).ok().flatten().is_some();
         let email_seen = email.is_some_and(|e| self.users.email_known(e).unwrap_or(false));
-        listed || seen || email_seen
+        listed || seen || email_seen || email.is_some_and(|e| self.admin.is_invited(e))
+    }
+
+    /// Local group names: `directory.groups` plus the groups made in the admin plane.
+    pub fn known_groups(&self) -> Vec<String> {
+        let mut groups = self.config.directory.groups.clone();
+        groups.extend(self.admin.group_names());
+        groups
     }
 }
 

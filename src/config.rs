@@ -14,6 +14,7 @@ use url::Url;
 
 mod clearml;
 mod clearml_env;
+mod connection;
 mod env;
 mod file;
 mod provider;
@@ -22,6 +23,7 @@ mod saml;
 mod tests;
 mod validate;
 
+pub use connection::{validate_connection, ValidConnection};
 pub use saml::{
     IdpMetadataSource, SamlPreset, SamlProviderConfig, NAMEID_CLAIM as SAML_NAMEID_CLAIM,
 };
@@ -132,6 +134,8 @@ pub struct HeadersConfig {
     pub pass_access_token: bool,
     /// `headers.pass_authorization`: send `Authorization: Bearer <id_token>`.
     pub pass_authorization: bool,
+    /// `headers.identity_token`: send `X-Sso-Identity`, an ES256 JWT (see `/_sso/jwks.json`).
+    pub identity_token: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -486,6 +490,7 @@ fn render_headers(headers: &HeadersConfig) -> Mapping {
     put(&mut m, "name", name(&headers.name));
     put(&mut m, "pass_access_token", headers.pass_access_token);
     put(&mut m, "pass_authorization", headers.pass_authorization);
+    put(&mut m, "identity_token", headers.identity_token);
     m
 }
 

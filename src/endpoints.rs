@@ -134,6 +134,9 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
         _ => None,
     };
     let result = match route {
+        OwnRoute::Callback(id) if crate::admin::test_login::owns(app, req) => {
+            crate::admin::test_login::callback(app, &id, req).await
+        }
         OwnRoute::Callback(id) if app.registry.load().get_saml(&id).is_some() => {
             saml_acs::handle(app, &id, req).await
         }
@@ -144,9 +147,13 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
         OwnRoute::ForwardAuth => Ok(forward_auth::handle(app, req)),
         OwnRoute::Healthz => Ok(health::healthz()),
         OwnRoute::Readyz => Ok(health::readyz(app)),
-        OwnRoute::Jwks => Ok(Response::json(200, &serde_json::json!({"keys": []}))),
+        OwnRoute::Jwks => Ok(match &app.identity_signer {
+            Some(signer) => Response::json(200, signer.jwks()),
+            None => Response::json(200, &serde_json::json!({"keys": []})),
+        }),
         OwnRoute::BackchannelLogout(id) => Ok(backchannel_logout::handle(app, &id, req).await),
         OwnRoute::SamlMetadata(id) => saml_metadata::handle(app, &id, req),
+        OwnRoute::Admin(rest) => Ok(crate::admin::handle(app, &rest, req).await),
         OwnRoute::NotFound => Err(Error::NotFound),
     };
     if let Some(id) = callback {

@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod decide;
 pub mod headers;
+pub mod identity_token;
 pub mod path;
 pub mod upstream;
 

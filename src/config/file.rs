@@ -90,6 +90,7 @@ const HEADERS: &[(&str, Kind)] = &[
     ("name", Header),
     ("pass_access_token", Bool),
     ("pass_authorization", Bool),
+    ("identity_token", Bool),
 ];
 
 pub(crate) const PROVIDER: &[(&str, Kind)] = &[
@@ -427,6 +428,7 @@ pub(crate) struct RawHeaders {
     pub name: Option<String>,
     pub pass_access_token: Option<bool>,
     pub pass_authorization: Option<bool>,
+    pub identity_token: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

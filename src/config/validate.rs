@@ -501,6 +501,7 @@ fn headers(cx: &mut Ctx, raw: RawHeaders) -> HeadersConfig {
         name: header(cx, "headers.name", raw.name, "X-Forwarded-Name"),
         pass_access_token: raw.pass_access_token.unwrap_or(false),
         pass_authorization: raw.pass_authorization.unwrap_or(false),
+        identity_token: raw.identity_token.unwrap_or(false),
     }
 }
 

@@ -215,6 +215,7 @@ mod tests {
             name: Some("X-Custom-Name".into()),
             pass_access_token: false,
             pass_authorization: false,
+            identity_token: false,
         }
     }
 

@@ -64,6 +64,12 @@ pub fn prepare(
             req.insert_header(n, v)?;
         }
     }
+    if app.config.headers.identity_token {
+        let token = app.identity_signer.as_ref().and_then(|s| s.token(session, app.now()));
+        if let Some((n, v)) = token.and_then(|t| header_pair("x-sso-identity", &t)) {
+            req.insert_header(n, v)?;
+        }
+    }
     if app.config.headers.pass_authorization {
         if let Some(v) = session
             .id_token
