@@ -53,6 +53,7 @@ fn headers_config() -> HeadersConfig {
         name: Some("X-Forwarded-Name".to_owned()),
         pass_access_token: false,
         pass_authorization: false,
+        identity_token: false,
     }
 }
 
@@ -294,6 +295,7 @@ fn bench_pending(c: &mut Criterion) {
         provider: "local".to_owned(),
         return_to: "/projects/123/experiments?tab=all".to_owned(),
         created_at: NOW,
+        test: false,
     };
     let no_cookies = RequestCookies::default();
     g.bench_function("issue (seal)", |b| {
