@@ -22,7 +22,9 @@ pub const DEFAULT_COMPANY: &str = "d1bd92a3b039400cbafc60a7a5b1e52b";
 pub enum ClearmlError {
     #[error("the ClearML API server at {url} could not be reached: {reason}")]
     Unreachable { url: String, reason: String },
-    #[error("the ClearML API server refused {endpoint} (HTTP {status}, result code {code}): {message}")]
+    #[error(
+        "the ClearML API server refused {endpoint} (HTTP {status}, result code {code}): {message}"
+    )]
     Api {
         endpoint: &'static str,
         status: u16,
@@ -31,14 +33,6 @@ pub enum ClearmlError {
     },
     #[error("the ClearML API server sent an answer to {0} that is not a ClearML envelope")]
     Malformed(&'static str),
-}
-
-/// What a login produced at the API server.
-#[derive(Debug, Clone)]
-pub struct Provisioned {
-    pub user_id: String,
-    pub role: &'static str,
-    pub token: String,
 }
 
 pub struct Bridge {
@@ -64,12 +58,22 @@ impl Bridge {
     }
 
     fn url(&self, endpoint: &str) -> String {
-        format!("{}/{endpoint}", self.config.api_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}/{endpoint}",
+            self.config.api_url.as_str().trim_end_matches('/')
+        )
     }
 
     fn basic(&self) -> String {
-        let raw = format!("{}:{}", self.config.api_key, self.config.api_secret.expose());
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        let raw = format!(
+            "{}:{}",
+            self.config.api_key,
+            self.config.api_secret.expose()
+        );
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
     }
 
     /// POST one API call with our system credential; `data` of the envelope on success.
@@ -80,7 +84,11 @@ impl Bridge {
         impersonate: Option<&str>,
     ) -> Result<Value, ClearmlError> {
         let url = self.url(endpoint);
-        let mut req = self.http.post(&url).header("authorization", self.basic()).json(&body);
+        let mut req = self
+            .http
+            .post(&url)
+            .header("authorization", self.basic())
+            .json(&body);
         if let Some(user) = impersonate {
             req = req.header("x-clearml-impersonate-as", user);
         }
@@ -89,12 +97,29 @@ impl Bridge {
             reason: crate::providers::describe_http_error(&e),
         })?;
         let status = resp.status().as_u16();
-        let envelope: Value = resp.json().await.map_err(|_| ClearmlError::Malformed(endpoint))?;
-        let meta = envelope.get("meta").ok_or(ClearmlError::Malformed(endpoint))?;
-        let code = meta.get("result_code").and_then(Value::as_i64).unwrap_or(i64::from(status));
+        let envelope: Value = resp
+            .json()
+            .await
+            .map_err(|_| ClearmlError::Malformed(endpoint))?;
+        let meta = envelope
+            .get("meta")
+            .ok_or(ClearmlError::Malformed(endpoint))?;
+        let code = meta
+            .get("result_code")
+            .and_then(Value::as_i64)
+            .unwrap_or(i64::from(status));
         if status != 200 || code != 200 {
-            let message = meta.get("result_msg").and_then(Value::as_str).unwrap_or_default().to_owned();
-            return Err(ClearmlError::Api { endpoint, status, code, message });
+            let message = meta
+                .get("result_msg")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            return Err(ClearmlError::Api {
+                endpoint,
+                status,
+                code,
+                message,
+            });
         }
         Ok(envelope.get("data").cloned().unwrap_or(Value::Null))
     }
@@ -102,7 +127,10 @@ impl Bridge {
     /// Start-up check: our credential logs in; remember its company.
     pub async fn check(&self) -> Result<(), ClearmlError> {
         let data = self.call("auth.login", json!({}), None).await?;
-        let token = data.get("token").and_then(Value::as_str).ok_or(ClearmlError::Malformed("auth.login"))?;
+        let token = data
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or(ClearmlError::Malformed("auth.login"))?;
         if let Some(company) = token_claim(token, &["identity", "company"]) {
             self.company.store(Some(std::sync::Arc::new(company)));
         }
@@ -129,26 +157,28 @@ impl Bridge {
             .unwrap_or_else(|| DEFAULT_COMPANY.to_owned())
     }
 
-    /// Create or update the ClearML user for this login and get a token for them.
-    pub async fn provision(
+    /// Create or update the ClearML user for this login; returns their id and role. The caller
+    /// stores the mapping before asking for a token, so a later failure never leaves a created
+    /// user without its mapping (ClearML has no lookup by email to recover it).
+    pub async fn ensure_user(
         &self,
         identity: &Identity,
         default_company: Option<&str>,
         known: Option<&UserRecord>,
-    ) -> Result<Provisioned, ClearmlError> {
+    ) -> Result<(String, &'static str), ClearmlError> {
         let role = self.role_for(identity);
         let user_id = match known.and_then(|r| r.clearml_id.clone()) {
             Some(id) => {
                 if known.and_then(|r| r.clearml_role.as_deref()) != Some(role) {
-                    self.call("auth.edit_user", json!({"user": id, "role": role}), None).await?;
+                    self.call("auth.edit_user", json!({"user": id, "role": role}), None)
+                        .await?;
                     tracing::info!(clearml_user = %id, role, "ClearML role updated");
                 }
                 id
             }
             None => self.create_user(identity, role, default_company).await?,
         };
-        let token = self.token_for(&user_id).await?;
-        Ok(Provisioned { user_id, role, token })
+        Ok((user_id, role))
     }
 
     async fn create_user(
@@ -178,7 +208,10 @@ impl Bridge {
             }
         }
         let data = self.call("auth.create_user", body, None).await?;
-        let id = data.get("id").and_then(Value::as_str).ok_or(ClearmlError::Malformed("auth.create_user"))?;
+        let id = data
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or(ClearmlError::Malformed("auth.create_user"))?;
         tracing::info!(clearml_user = %id, role, "ClearML user created");
         Ok(id.to_owned())
     }
@@ -263,7 +296,8 @@ mod tests {
     use super::*;
 
     fn jwt(payload: Value) -> String {
-        let enc = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let enc =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
         format!("{}.{}.sig", enc(&json!({"alg": "HS256"})), enc(&payload))
     }
 
@@ -271,7 +305,10 @@ mod tests {
     fn reads_claims_of_a_token() {
         let t = jwt(json!({"exp": 1000, "identity": {"company": "c1"}}));
         assert_eq!(token_claim(&t, &["exp"]).as_deref(), Some("1000"));
-        assert_eq!(token_claim(&t, &["identity", "company"]).as_deref(), Some("c1"));
+        assert_eq!(
+            token_claim(&t, &["identity", "company"]).as_deref(),
+            Some("c1")
+        );
         assert_eq!(token_claim("garbage", &["exp"]), None);
     }
 

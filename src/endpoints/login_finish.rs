@@ -39,26 +39,24 @@ pub async fn finish(
         first_login: now,
         last_login: now,
     });
-    let mut cookies = Vec::new();
-    if let Some(bridge) = &app.bridge {
-        let provisioned = bridge.provision(id, default_company, Some(&record)).await?;
-        cookies.push(bridge.cookie(
-            &provisioned.token,
-            app.secure,
-            bridge.config.token_lifetime.as_secs(),
-        ));
-        record.clearml_id = Some(provisioned.user_id.clone());
-        record.clearml_role = Some(provisioned.role.to_owned());
-        session.clearml_user = Some(provisioned.user_id);
-    }
     record.email = session.identity.email.clone();
     record.name = session.identity.name.clone();
     record.last_login = now;
-    if let Err(e) = app.users.put(&record) {
-        // Without the mapping the next login would create a second ClearML user.
-        if app.bridge.is_some() {
-            return Err(Error::Forbidden(format!("the user mapping could not be saved: {e}")));
-        }
+    let mut cookies = Vec::new();
+    if let Some(bridge) = &app.bridge {
+        let (user_id, role) = bridge
+            .ensure_user(id, default_company, Some(&record))
+            .await?;
+        record.clearml_id = Some(user_id.clone());
+        record.clearml_role = Some(role.to_owned());
+        // Stored before the token is asked for: the mapping must outlive any later failure.
+        app.users.put(&record).map_err(|e| {
+            Error::Forbidden(format!("the ClearML user mapping could not be saved: {e}"))
+        })?;
+        let token = bridge.token_for(&user_id).await?;
+        cookies.push(bridge.cookie(&token, app.secure, bridge.config.token_lifetime.as_secs()));
+        session.clearml_user = Some(user_id);
+    } else if let Err(e) = app.users.put(&record) {
         tracing::warn!(error = %e, "user record not saved");
     }
     let mut session_cookies = app.sessions.create(session, now)?;
