@@ -39,6 +39,9 @@ pub struct Session {
     pub sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Login time in milliseconds (wall clock), to order sessions against back-channel logouts.
+    #[serde(default)]
+    pub created_ms: u64,
     /// The ClearML user id (bridge mode), for re-issuing its token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clearml_user: Option<String>,
@@ -99,6 +102,7 @@ impl Session {
             sub: None,
             sid: None,
             clearml_user: None,
+            created_ms: 0,
             created_at: now,
             expires_at: now.saturating_add(max_lifetime.as_secs()),
         }

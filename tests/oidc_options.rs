@@ -137,6 +137,18 @@ async fn prohibit_signup_rejects_users_without_a_known_group() {
 }
 
 #[tokio::test]
+async fn prohibit_signup_only_applies_to_new_users() {
+    // bob is in no known group, but he is a known user (listed): not a sign-up.
+    let stack = Stack::start(StackOptions::real(), |c| {
+        local(c)["groups"]["prohibit_user_signup_if_not_in_group"] = json!(true);
+        c["directory"] = json!({ "groups": ["admins"], "known_users": ["bob@example.com"] });
+    })
+    .await;
+    let bob = stack.browser_as("bob").await;
+    assert_eq!(stack.assert_logged_in(&bob).await["user"], "bob");
+}
+
+#[tokio::test]
 async fn prohibit_signup_matches_known_groups_case_insensitively_when_configured() {
     let stack = Stack::start(StackOptions::real(), |c| {
         local(c)["groups"]["prohibit_user_signup_if_not_in_group"] = json!(true);

@@ -59,6 +59,7 @@ pub async fn finish(
     } else if let Err(e) = app.users.put(&record) {
         tracing::warn!(error = %e, "user record not saved");
     }
+    session.created_ms = crate::providers::backchannel::now_ms();
     let mut session_cookies = app.sessions.create(session, now)?;
     session_cookies.append(&mut cookies);
     Ok(session_cookies)

@@ -40,7 +40,7 @@ pub enum LogoutTokenError {
 
 /// Revoked sessions and used logout-token ids.
 pub struct Revocations {
-    /// `provider \n sid|sub \n value` → logout time (unix seconds).
+    /// `provider \n sid|sub \n value` → logout time (unix milliseconds).
     revoked: moka::sync::Cache<String, u64>,
     used_jti: moka::sync::Cache<String, ()>,
     any: AtomicBool,
@@ -75,7 +75,7 @@ impl Revocations {
             value
                 .as_deref()
                 .and_then(|v| self.revoked.get(&Self::key(provider, kind, v)))
-                .is_some_and(|at| session.created_at <= at)
+                .is_some_and(|at| created_ms(session) <= at)
         };
         hit("sid", &session.sid) || hit("sub", &session.sub)
     }
@@ -98,14 +98,22 @@ impl Revocations {
             return Err(LogoutTokenError::Replayed);
         }
         self.used_jti.insert(jti_key, ());
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
         self.any.store(true, Ordering::Relaxed);
+        let at = now_ms();
         if let Some(sid) = text("sid") {
-            self.revoked.insert(Self::key(provider.id(), "sid", sid), now);
+            self.revoked
+                .insert(Self::key(provider.id(), "sid", sid), at);
         }
         if let Some(sub) = text("sub") {
             if text("sid").is_none() {
-                self.revoked.insert(Self::key(provider.id(), "sub", sub), now);
+                self.revoked
+                    .insert(Self::key(provider.id(), "sub", sub), at);
             }
         }
         tracing::info!(provider = %provider.id(), sid = ?text("sid"), "back-channel logout");
@@ -113,7 +121,28 @@ impl Revocations {
     }
 }
 
-async fn verify(provider: &OidcProvider, token: &str, now: u64) -> Result<Map<String, Value>, LogoutTokenError> {
+/// Wall-clock milliseconds: sessions and logouts within the same second must be ordered.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A session's login time in ms; sessions from before `created_ms` existed count from the end
+/// of their login second (so a logout in that second still ends them).
+fn created_ms(session: &Session) -> u64 {
+    if session.created_ms > 0 {
+        session.created_ms
+    } else {
+        session.created_at.saturating_mul(1000).saturating_add(999)
+    }
+}
+
+async fn verify(
+    provider: &OidcProvider,
+    token: &str,
+    now: u64,
+) -> Result<Map<String, Value>, LogoutTokenError> {
     let meta = provider.metadata().ok_or(LogoutTokenError::NotReady)?;
     let config = &provider.config;
     let header = id_token::header(token, &config.allowed_algs)?;
@@ -123,19 +152,40 @@ async fn verify(provider: &OidcProvider, token: &str, now: u64) -> Result<Map<St
         .key(jwks, header.kid.as_deref(), header.alg)
         .await
         .map_err(|e| match e {
-            JwksError::UnknownKey { kid, .. } => LogoutTokenError::Token(TokenError::UnknownKey(kid)),
+            JwksError::UnknownKey { kid, .. } => {
+                LogoutTokenError::Token(TokenError::UnknownKey(kid))
+            }
             _ => LogoutTokenError::Keys,
         })?;
     let claims = id_token::verify_signature(token, header.alg, &key.key)?;
-    check(&claims, &meta.issuer, &config.client_id, config.clock_skew.as_secs(), now)?;
+    check(
+        &claims,
+        &meta.issuer,
+        &config.client_id,
+        config.clock_skew.as_secs(),
+        now,
+    )?;
     Ok(claims)
 }
 
 /// The claim rules of Back-Channel Logout 1.0 section 2.6.
-pub fn check(claims: &Map<String, Value>, issuer: &str, client_id: &str, skew: u64, now: u64) -> Result<(), LogoutTokenError> {
-    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+pub fn check(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    client_id: &str,
+    skew: u64,
+    now: u64,
+) -> Result<(), LogoutTokenError> {
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if iss != issuer {
-        return Err(TokenError::WrongIssuer { expected: issuer.to_owned(), found: iss.to_owned() }.into());
+        return Err(TokenError::WrongIssuer {
+            expected: issuer.to_owned(),
+            found: iss.to_owned(),
+        }
+        .into());
     }
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == client_id,
@@ -145,7 +195,10 @@ pub fn check(claims: &Map<String, Value>, issuer: &str, client_id: &str, skew: u
     if !aud_ok {
         return Err(TokenError::WrongAudience.into());
     }
-    let iat = claims.get("iat").and_then(Value::as_u64).ok_or(TokenError::MissingClaim("iat"))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or(TokenError::MissingClaim("iat"))?;
     if iat > now.saturating_add(skew) {
         return Err(TokenError::IssuedInFuture.into());
     }
@@ -168,7 +221,12 @@ pub fn check(claims: &Map<String, Value>, issuer: &str, client_id: &str, skew: u
     if claims.contains_key("nonce") {
         return Err(LogoutTokenError::Nonce);
     }
-    let present = |n: &str| claims.get(n).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let present = |n: &str| {
+        claims
+            .get(n)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
     if !present("sid") && !present("sub") {
         return Err(LogoutTokenError::NoSubject);
     }
@@ -200,22 +258,75 @@ mod tests {
     fn rejects_each_malformed_variant() {
         type Mutation = Box<dyn Fn(&mut Map<String, Value>)>;
         let variants: Vec<(Mutation, &str)> = vec![
-            (Box::new(|c| { c.insert("iss".into(), json!("x")); }), "WrongIssuer"),
-            (Box::new(|c| { c.insert("aud".into(), json!("other")); }), "WrongAudience"),
-            (Box::new(|c| { c.remove("events"); }), "Events"),
-            (Box::new(|c| { c.insert("events".into(), json!({"other": {}})); }), "Events"),
-            (Box::new(|c| { c.insert("nonce".into(), json!("n")); }), "Nonce"),
-            (Box::new(|c| { c.remove("sid"); }), "NoSubject"),
-            (Box::new(|c| { c.insert("iat".into(), json!(NOW + 3600)); }), "IssuedInFuture"),
-            (Box::new(|c| { c.insert("iat".into(), json!(NOW - 3600)); }), "TooOld"),
-            (Box::new(|c| { c.remove("iat"); }), "MissingClaim"),
-            (Box::new(|c| { c.insert("exp".into(), json!(NOW - 3600)); }), "Expired"),
+            (
+                Box::new(|c| {
+                    c.insert("iss".into(), json!("x"));
+                }),
+                "WrongIssuer",
+            ),
+            (
+                Box::new(|c| {
+                    c.insert("aud".into(), json!("other"));
+                }),
+                "WrongAudience",
+            ),
+            (
+                Box::new(|c| {
+                    c.remove("events");
+                }),
+                "Events",
+            ),
+            (
+                Box::new(|c| {
+                    c.insert("events".into(), json!({"other": {}}));
+                }),
+                "Events",
+            ),
+            (
+                Box::new(|c| {
+                    c.insert("nonce".into(), json!("n"));
+                }),
+                "Nonce",
+            ),
+            (
+                Box::new(|c| {
+                    c.remove("sid");
+                }),
+                "NoSubject",
+            ),
+            (
+                Box::new(|c| {
+                    c.insert("iat".into(), json!(NOW + 3600));
+                }),
+                "IssuedInFuture",
+            ),
+            (
+                Box::new(|c| {
+                    c.insert("iat".into(), json!(NOW - 3600));
+                }),
+                "TooOld",
+            ),
+            (
+                Box::new(|c| {
+                    c.remove("iat");
+                }),
+                "MissingClaim",
+            ),
+            (
+                Box::new(|c| {
+                    c.insert("exp".into(), json!(NOW - 3600));
+                }),
+                "Expired",
+            ),
         ];
         for (mutate, expected) in variants {
             let mut c = good();
             mutate(&mut c);
             let err = check(&c, "https://op", "c", 60, NOW).unwrap_err();
-            assert!(format!("{err:?}").contains(expected), "{err:?} vs {expected}");
+            assert!(
+                format!("{err:?}").contains(expected),
+                "{err:?} vs {expected}"
+            );
         }
     }
 }

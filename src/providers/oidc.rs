@@ -198,7 +198,9 @@ impl OidcProvider {
         candidate.set_query(None);
         loop {
             let path = candidate.path().trim_end_matches('/').to_owned();
-            let Some((parent, _)) = path.rsplit_once('/') else { break };
+            let Some((parent, _)) = path.rsplit_once('/') else {
+                break;
+            };
             candidate.set_path(parent);
             if let Ok(doc) = self.fetch_discovery(candidate.as_str(), false).await {
                 if doc.authorization_endpoint.as_ref() == Some(authorize) {
@@ -214,7 +216,11 @@ impl OidcProvider {
         ))
     }
 
-    async fn fetch_discovery(&self, base: &str, check_issuer: bool) -> Result<Discovery, OidcError> {
+    async fn fetch_discovery(
+        &self,
+        base: &str,
+        check_issuer: bool,
+    ) -> Result<Discovery, OidcError> {
         let base = base.trim_end_matches('/');
         let url = format!("{base}/.well-known/openid-configuration");
         let resp = self
@@ -344,7 +350,8 @@ impl OidcProvider {
                 }
                 merge_claims(&mut claims, at_claims);
             }
-        } else if !self.config.user_info_from_id_token {
+        } else if !self.config.user_info_from_id_token || self.config.preset == Preset::Keycloak {
+            // Keycloak with `get_info_from_access_token: false` reads the userinfo endpoint.
             let access = tokens
                 .access_token
                 .as_deref()
@@ -409,9 +416,18 @@ impl OidcProvider {
             id_token::insecure_claims(token)?
         };
         if want.issuer.contains(TENANT_TEMPLATE) {
-            let tid = claims.get("tid").and_then(Value::as_str).unwrap_or_default();
+            let tid = claims
+                .get("tid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let issuer = want.issuer.replace(TENANT_TEMPLATE, tid);
-            id_token::check_claims(&claims, &Expectations { issuer: &issuer, ..*want })?;
+            id_token::check_claims(
+                &claims,
+                &Expectations {
+                    issuer: &issuer,
+                    ..*want
+                },
+            )?;
         } else {
             id_token::check_claims(&claims, want)?;
         }
@@ -467,7 +483,8 @@ impl OidcProvider {
             }
             None => form.push(("client_id", &self.config.client_id)),
         }
-        let unreachable = |e: reqwest::Error| OidcError::Unreachable(super::describe_http_error(&e));
+        let unreachable =
+            |e: reqwest::Error| OidcError::Unreachable(super::describe_http_error(&e));
         let resp = req.form(&form).send().await.map_err(unreachable)?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(unreachable)?;
@@ -522,7 +539,10 @@ impl OidcProvider {
             .graph_url
             .as_ref()
             .ok_or(OidcError::Userinfo("group overage but no graph_url".into()))?;
-        let url = format!("{}/v1.0/me/getMemberGroups", base.as_str().trim_end_matches('/'));
+        let url = format!(
+            "{}/v1.0/me/getMemberGroups",
+            base.as_str().trim_end_matches('/')
+        );
         let resp = self
             .http
             .post(&url)
@@ -544,7 +564,9 @@ impl OidcProvider {
         let groups = body
             .get("value")
             .and_then(Value::as_array)
-            .ok_or(OidcError::Userinfo("Microsoft Graph answer has no value list".into()))?
+            .ok_or(OidcError::Userinfo(
+                "Microsoft Graph answer has no value list".into(),
+            ))?
             .iter()
             .filter_map(Value::as_str)
             .map(str::to_owned)
@@ -567,7 +589,9 @@ impl OidcProvider {
             Ok((status, _)) => {
                 tracing::warn!(provider = %self.config.id, hint, status = status.as_u16(), "token revocation refused");
             }
-            Err(e) => tracing::warn!(provider = %self.config.id, hint, error = %e, "token revocation failed"),
+            Err(e) => {
+                tracing::warn!(provider = %self.config.id, hint, error = %e, "token revocation failed")
+            }
         }
     }
 

@@ -216,6 +216,12 @@ function buildProvider(issuer, clients) {
       },
     } : {}),
     ...(rotate ? { rotateRefreshToken: () => true } : {}),
+    // Back-channel logout tokens go to the proxy on 127.0.0.1, which oidc-provider's SSRF guard
+    // (a dispatcher refusing special-use addresses) would refuse: everything here is local.
+    fetch(url, options) {
+      const { dispatcher, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     jwks: { keys: [jwk] },
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
     async findAccount(ctx, sub) {

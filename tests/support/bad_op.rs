@@ -416,6 +416,7 @@ struct State {
     extra_claims: HashMap<Target, serde_json::Map<String, Value>>,
     omitted_claims: HashMap<Target, Vec<String>>,
     jwt_access_tokens: bool,
+    access_token_signer: Signer,
     with_sid: bool,
     sids: Vec<String>,
     // Token lifetimes and refresh.
@@ -504,6 +505,7 @@ impl BadOp {
             extra_claims: HashMap::new(),
             omitted_claims: HashMap::new(),
             jwt_access_tokens: false,
+            access_token_signer: Signer::Primary,
             with_sid: false,
             sids: Vec::new(),
             expires_in: 3600,
@@ -600,6 +602,16 @@ impl BadOp {
     /// `iss`, `sub`, `aud: account`, `azp`, `exp`, `iat`, `typ: Bearer` and the user's claims.
     pub fn set_jwt_access_tokens(&self, on: bool) {
         self.with(|s| s.jwt_access_tokens = on);
+    }
+
+    /// Which key signs JWT access tokens (default: the primary key).
+    pub fn set_access_token_signer(&self, signer: Signer) {
+        self.with(|s| {
+            s.access_token_signer = signer;
+            if signer == Signer::Other {
+                drop(s.key("other"));
+            }
+        });
     }
 
     /// Put a fresh `sid` into each ID token (see [`last_sid`](Self::last_sid)).
@@ -1069,14 +1081,15 @@ fn check_pkce(pending: &PendingCode, verifier: Option<&str>) -> Result<(), Strin
     }
 }
 
-/// Client authentication shared by the token and revocation endpoints.
+/// Client authentication shared by the token and revocation endpoints: `Some(refusal)` when
+/// the client did not authenticate.
 fn authenticate(
     auth_header: Option<&str>,
     params: &[(String, String)],
     s: &mut State,
-) -> Result<(), Response<Body>> {
+) -> Option<Response<Body>> {
     let Some((id, secret, method)) = client_credentials(auth_header, params) else {
-        return Err(oauth_error(
+        return Some(oauth_error(
             s,
             401,
             "invalid_client",
@@ -1084,7 +1097,7 @@ fn authenticate(
         ));
     };
     if id != s.client_id || secret != s.client_secret {
-        return Err(oauth_error(
+        return Some(oauth_error(
             s,
             401,
             "invalid_client",
@@ -1092,7 +1105,7 @@ fn authenticate(
         ));
     }
     s.token_auth_methods.push(method.to_owned());
-    Ok(())
+    None
 }
 
 fn token(auth_header: Option<&str>, params: &[(String, String)], s: &mut State) -> Response<Body> {
@@ -1104,7 +1117,7 @@ fn token(auth_header: Option<&str>, params: &[(String, String)], s: &mut State) 
             .cloned()
             .collect(),
     );
-    if let Err(refused) = authenticate(auth_header, params, s) {
+    if let Some(refused) = authenticate(auth_header, params, s) {
         return refused;
     }
     match param(params, "grant_type") {
@@ -1221,7 +1234,19 @@ fn new_access_token(s: &mut State, expires_in: u64) -> String {
         claims.insert("jti".into(), json!(random_string(16)));
         claims.insert("scope".into(), json!("openid profile email"));
         let header = json!({ "alg": "RS256", "typ": "JWT", "kid": s.primary.kid });
-        s.primary.sign(&header, &Value::Object(claims))
+        match s.access_token_signer {
+            Signer::Primary => s.primary.sign(&header, &Value::Object(claims)),
+            Signer::Other => s.key("other").sign(&header, &Value::Object(claims)),
+            Signer::None => format!(
+                "{}.{}.",
+                b64url(
+                    json!({ "alg": "none", "typ": "JWT" })
+                        .to_string()
+                        .as_bytes()
+                ),
+                b64url(Value::Object(claims).to_string().as_bytes())
+            ),
+        }
     } else {
         random_string(40)
     };
@@ -1236,7 +1261,7 @@ fn new_access_token(s: &mut State, expires_in: u64) -> String {
 }
 
 fn revoke(auth_header: Option<&str>, params: &[(String, String)], s: &mut State) -> Response<Body> {
-    if let Err(refused) = authenticate(auth_header, params, s) {
+    if let Some(refused) = authenticate(auth_header, params, s) {
         return refused;
     }
     let token = param(params, "token").unwrap_or_default().to_owned();

@@ -5,6 +5,7 @@
 //! Every spawned process and server is stopped on `Drop`. Test secrets are generated at run time.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod bad_op;
 pub mod browser;
 pub mod clearml_api;
