@@ -8,13 +8,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/common.sh
 
 step "System packages"
-# nginx: tests/nginx_auth_request.rs; simplesamlphp, php: the SAML login tests' real IdP.
-ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml
+# nginx: tests/nginx_auth_request.rs; simplesamlphp, php: the SAML login tests' real IdP;
+# chromium: tests/admin_browser.rs (headless, driven by playwright-core).
+ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml chromium
 ensure_node
 echo "node $(node --version), npm $(npm --version)"
 
 step "Test OpenID Provider modules (npm ci --prefix tests/idp)"
 npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+
+step "Browser test modules (npm ci --prefix tests/browser: playwright-core)"
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

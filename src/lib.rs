@@ -7,6 +7,7 @@
 //! connection's OIDC flow ([`providers`]), map claims into an [`identity::Identity`] and create a
 //! session. Errors from any module become one [`error::Error`], which maps to a short page.
 
+pub mod admin;
 pub mod app;
 pub mod clearml;
 pub mod config;

@@ -87,6 +87,17 @@ impl Registry {
         Ok(self)
     }
 
+    /// Adds (or replaces) a built OIDC connection; the admin plane assembles registries from
+    /// the configured connections and its store.
+    pub fn insert_oidc(&mut self, provider: Arc<OidcProvider>) {
+        self.providers.insert(provider.id().to_owned(), provider);
+    }
+
+    /// Adds (or replaces) a built SAML connection.
+    pub fn insert_saml(&mut self, provider: Arc<SamlProvider>) {
+        self.saml.insert(provider.id().to_owned(), provider);
+    }
+
     /// A SAML connection by id.
     pub fn get_saml(&self, id: &str) -> Option<&Arc<SamlProvider>> {
         self.saml.get(id)

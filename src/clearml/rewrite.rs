@@ -61,7 +61,13 @@ mod tests {
     #[test]
     fn supported_modes_lose_guest_and_reflect_the_session() {
         let body = json!({"meta": {"result_code": 200}, "data": {"basic": {"enabled": true, "guest": {"enabled": true, "name": "g"}}, "sso": {}, "sso_providers": [{"name": "x"}], "authenticated": true}});
-        let out = apply(&Rewrite::SupportedModes { authenticated: false }, body.to_string().as_bytes()).unwrap();
+        let out = apply(
+            &Rewrite::SupportedModes {
+                authenticated: false,
+            },
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["data"]["basic"]["guest"]["enabled"], json!(false));
         assert_eq!(v["data"]["basic"]["guest"]["name"], json!("g"));
@@ -73,15 +79,27 @@ mod tests {
     #[test]
     fn logout_gets_the_redirect_url() {
         let body = json!({"meta": {}, "data": {}}).to_string();
-        let out = apply(&Rewrite::Logout { redirect_url: Some("https://idp/logout".into()) }, body.as_bytes()).unwrap();
+        let out = apply(
+            &Rewrite::Logout {
+                redirect_url: Some("https://idp/logout".into()),
+            },
+            body.as_bytes(),
+        )
+        .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["data"]["redirect_url"], json!("https://idp/logout"));
-        assert_eq!(apply(&Rewrite::Logout { redirect_url: None }, b"not json"), None);
+        assert_eq!(
+            apply(&Rewrite::Logout { redirect_url: None }, b"not json"),
+            None
+        );
     }
 
     #[test]
     fn paths_pick_their_rewrite() {
-        assert_eq!(for_path("/api/v2.31/login.supported_modes"), Some(RewriteKind::SupportedModes));
+        assert_eq!(
+            for_path("/api/v2.31/login.supported_modes"),
+            Some(RewriteKind::SupportedModes)
+        );
         assert_eq!(for_path("/v999.0/auth.logout"), Some(RewriteKind::Logout));
         assert_eq!(for_path("/api/v2.31/tasks.get_all"), None);
     }

@@ -32,6 +32,12 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
     }
     let state = state.ok_or_else(|| Error::BadRequest("the callback has no state".into()))?;
     let (pending, clear_pending) = app.pending.take(&state, req.cookies, app.now())?;
+    if pending.test {
+        // A Test Provider login this process no longer knows: it never creates a session.
+        return Err(Error::BadRequest(
+            "this Test Provider login expired; start the test again".into(),
+        ));
+    }
     if pending.provider != id {
         return Err(Error::BadRequest(
             "the login was started at another connection".into(),
@@ -47,11 +53,12 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
         .ok_or_else(|| Error::BadRequest("the callback has no code".into()))?;
     let result = provider.complete(&code, &pending, app.now()).await?;
     let c = &provider.config;
+    let known_groups = app.known_groups();
     let admission = Admission {
         email_verification: c.email_verification,
         create_new_users: c.create_new_users,
         groups: &c.groups,
-        known_groups: &app.config.directory.groups,
+        known_groups: &known_groups,
         hosted_domain: &c.hosted_domain,
     };
     let claims = result.claims.clone();

@@ -74,6 +74,7 @@ pub async fn start(
         provider: provider.id().to_owned(),
         return_to,
         created_at: app.now(),
+        test: false,
     };
     let url = provider.authorization_url(&pending).await?;
     if provider.config.debug {

@@ -55,6 +55,12 @@ async fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Re
         // Unsolicited, and allowed: a RelayState that names no login of ours is ignored.
         _ => (None, None),
     };
+    if pending.as_ref().is_some_and(|p| p.test) {
+        // A Test Provider login this process no longer knows: it never creates a session.
+        return Err(Error::BadRequest(
+            "this Test Provider login expired; start the test again".into(),
+        ));
+    }
     if pending
         .as_ref()
         .is_some_and(|p| p.provider != provider.id())
@@ -68,11 +74,12 @@ async fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Re
         tracing::info!(provider = %provider.id(), request_id = %req.request_id, error = %e, "SAML response refused");
     })?;
     let c = &provider.config;
+    let known_groups = app.known_groups();
     let admission = Admission {
         email_verification: false,
         create_new_users: c.create_new_users,
         groups: &c.groups,
-        known_groups: &app.config.directory.groups,
+        known_groups: &known_groups,
         hosted_domain: &[],
     };
     let claims = result.claims.clone();

@@ -21,6 +21,7 @@ pub fn start(
         provider: provider.id().to_owned(),
         return_to,
         created_at: app.now(),
+        test: false,
     };
     let url = provider.login_url(&pending)?;
     if provider.config.debug {

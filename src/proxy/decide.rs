@@ -32,6 +32,9 @@ pub enum OwnRoute {
     Jwks,
     SamlMetadata(String),
     BackchannelLogout(String),
+    /// The admin plane: `/_sso/admin…` pages and the `/_sso/api/…` JSON API (the rest of the
+    /// path after `/_sso/`).
+    Admin(String),
     NotFound,
 }
 
@@ -90,6 +93,9 @@ fn own_route(path: &str) -> Option<OwnRoute> {
     let rest = path
         .strip_prefix("/_sso/")
         .or_else(|| (path == "/_sso").then_some(""))?;
+    if rest == "admin" || rest.starts_with("admin/") || rest.starts_with("api/") {
+        return Some(OwnRoute::Admin(rest.to_owned()));
+    }
     let route = match rest {
         "login" => OwnRoute::Login,
         "logout" => OwnRoute::Logout,

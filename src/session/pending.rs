@@ -42,6 +42,9 @@ pub struct PendingLogin {
     pub return_to: String,
     /// Unix seconds.
     pub created_at: u64,
+    /// A Test Provider login (admin plane): the callback shows what came back, no session.
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// Why a callback's `state` does not lead to a pending login.

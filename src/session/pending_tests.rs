@@ -16,6 +16,7 @@ fn login(created_at: u64) -> PendingLogin {
         provider: "keycloak".into(),
         return_to: "/projects?x=1".into(),
         created_at,
+        test: false,
     }
 }
 

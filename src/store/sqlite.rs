@@ -7,6 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{StoreError, UserRecord, UserStore};
 
+mod admin;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
     provider     TEXT NOT NULL,
@@ -39,6 +41,7 @@ impl SqliteStore {
         })?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
             .and_then(|()| conn.execute_batch(SCHEMA))
+            .and_then(|()| conn.execute_batch(admin::SCHEMA))
             .map_err(|source| StoreError::Open {
                 path: path.to_owned(),
                 source,

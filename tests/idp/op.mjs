@@ -20,6 +20,8 @@
 //
 // Environment (all optional):
 //   OP_ACCESS_TOKEN_TTL=<seconds>   access-token lifetime (default 3600)
+//   OP_REFRESHED_ACCESS_TOKEN_TTL=<seconds>  lifetime of access tokens from the refresh grant
+//                                   (default: OP_ACCESS_TOKEN_TTL)
 //   OP_REFRESH_TOKENS=1             issue refresh tokens without `offline_access`/consent
 //   OP_ROTATE_REFRESH_TOKENS=1      rotate the refresh token at every refresh
 // Grants, revocations and back-channel logouts are reported on stderr as `EVENT <name> ...`.
@@ -205,6 +207,7 @@ function buildProvider(issuer, clients) {
   };
 
   const accessTokenTtl = Number(process.env.OP_ACCESS_TOKEN_TTL || 3600);
+  const refreshedTtl = Number(process.env.OP_REFRESHED_ACCESS_TOKEN_TTL || accessTokenTtl);
   const refreshTokens = process.env.OP_REFRESH_TOKENS === '1';
   const rotate = process.env.OP_ROTATE_REFRESH_TOKENS === '1';
 
@@ -269,7 +272,8 @@ function buildProvider(issuer, clients) {
       ctx.body = page('OP error', `<pre>${esc(JSON.stringify(out, null, 2))}</pre>`);
     },
     ttl: {
-      AccessToken: accessTokenTtl,
+      AccessToken: (ctx) => (ctx?.oidc?.params?.grant_type === 'refresh_token'
+        ? refreshedTtl : accessTokenTtl),
       AuthorizationCode: 60,
       ClientCredentials: 600,
       IdToken: 3600,
