@@ -10,17 +10,17 @@ use arc_swap::ArcSwap;
 use crate::admin::AdminState;
 use crate::clearml::Bridge;
 use crate::config::Config;
-use crate::proxy::identity_token::IdentitySigner;
-use crate::telemetry::metrics::{Metrics, MetricsService};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{StoreError, UserStore};
 use crate::providers::backchannel::Revocations;
 use crate::providers::jwks::JwksCache;
 use crate::providers::refresh::Refresher;
 use crate::providers::Registry;
 use crate::proxy::decide::Routes;
 use crate::proxy::headers::StripRules;
+use crate::proxy::identity_token::IdentitySigner;
 use crate::session::{self, CookieNames, PendingStore, SessionStore};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{StoreError, UserStore};
+use crate::telemetry::metrics::{Metrics, MetricsService};
 
 /// The clock, injectable for tests.
 pub trait Clock: Send + Sync {

@@ -399,8 +399,16 @@ pub fn render_redacted(config: &Config) -> String {
         put(&mut clearml, "api_key", REDACTED);
         put(&mut clearml, "api_secret", REDACTED);
         put(&mut clearml, "cookie_name", c.cookie_name.as_str());
-        put(&mut clearml, "token_lifetime", humantime::format_duration(c.token_lifetime).to_string());
-        put(&mut clearml, "company", c.company.clone().map_or(Value::Null, Value::from));
+        put(
+            &mut clearml,
+            "token_lifetime",
+            humantime::format_duration(c.token_lifetime).to_string(),
+        );
+        put(
+            &mut clearml,
+            "company",
+            c.company.clone().map_or(Value::Null, Value::from),
+        );
         put(&mut clearml, "guest_groups", c.guest_groups.clone());
     }
     put(&mut root, "clearml", clearml);

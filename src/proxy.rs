@@ -24,8 +24,8 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::endpoints::{self, userinfo, Request, Response};
 use crate::providers::refresh;
-use crate::telemetry::metrics::Outcome;
 use crate::session::{LoadedSession, RequestCookies};
+use crate::telemetry::metrics::Outcome;
 use decide::{decide, Decision, RequestView};
 
 /// Largest ClearML answer (`login.supported_modes`, `login.logout`) that is rewritten.
@@ -75,7 +75,8 @@ impl SsoProxy {
         let req = session.req_header_mut();
         headers::strip_reserved(req, &app.strip);
         // ClearML bridge: a request with its own Authorization is an API client (SDK, agent).
-        let api_client = app.bridge.is_some() && req.headers.contains_key(http::header::AUTHORIZATION);
+        let api_client =
+            app.bridge.is_some() && req.headers.contains_key(http::header::AUTHORIZATION);
         if app.bridge.is_some() && !api_client {
             bridge::strip_impersonation(req);
         }
@@ -99,7 +100,11 @@ impl SsoProxy {
         };
         let cookies =
             RequestCookies::parse(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
-        let loaded = if api_client { None } else { app.sessions.load(&cookies, app.now()) };
+        let loaded = if api_client {
+            None
+        } else {
+            app.sessions.load(&cookies, app.now())
+        };
         let (loaded, mut session_cookies) = revalidate(app, loaded, &cookies).await;
         let view = RequestView {
             method: &req.method,
@@ -109,9 +114,15 @@ impl SsoProxy {
         let mut decision = decide(view, loaded.is_some() || api_client, &app.routes);
         let rewrite = match (&app.bridge, &decision) {
             (Some(_), Decision::Own(_)) => None,
-            (Some(bridge), _) if !api_client => {
-                bridge::plan(app, bridge, &path, &cookies, loaded.as_ref(), &mut decision, &mut session_cookies)
-            }
+            (Some(bridge), _) if !api_client => bridge::plan(
+                app,
+                bridge,
+                &path,
+                &cookies,
+                loaded.as_ref(),
+                &mut decision,
+                &mut session_cookies,
+            ),
             _ => None,
         };
         tracing::debug!(?decision, path = %path, api_client, "decided");
@@ -144,7 +155,8 @@ impl SsoProxy {
                 let mut login = app.config.public_url.clone();
                 login.set_path("/_sso/login");
                 login.query_pairs_mut().append_pair("rd", &path_and_query);
-                let response = Response::redirect(302, login.as_str()).with_cookies(session_cookies);
+                let response =
+                    Response::redirect(302, login.as_str()).with_cookies(session_cookies);
                 write(session, response).await?;
                 Ok(true)
             }
@@ -152,7 +164,10 @@ impl SsoProxy {
                 let response = match &app.bridge {
                     Some(_) if path.starts_with("/api/") => Response::json(
                         401,
-                        &crate::clearml::unauthorized_envelope(crate::clearml::action(&path), &ctx.request_id),
+                        &crate::clearml::unauthorized_envelope(
+                            crate::clearml::action(&path),
+                            &ctx.request_id,
+                        ),
                     ),
                     _ => userinfo::unauthenticated_with(app, Some(&path_and_query)),
                 };
@@ -183,7 +198,10 @@ impl SsoProxy {
 /// Attach the session's own cookie updates unless the endpoint set cookies itself (a new
 /// session at the callback, cleared cookies at logout).
 fn with_session_cookies(response: Response, cookies: Vec<String>) -> Response {
-    let sets_own = response.headers.iter().any(|(n, _)| n == http::header::SET_COOKIE);
+    let sets_own = response
+        .headers
+        .iter()
+        .any(|(n, _)| n == http::header::SET_COOKIE);
     if sets_own {
         response
     } else {
@@ -214,9 +232,22 @@ async fn revalidate(
             let set = std::mem::take(&mut loaded.set_cookies);
             (Some(loaded), set)
         }
-        refresh::Outcome::Updated { session, set_cookies } => {
-            let set = if set_cookies.is_empty() { std::mem::take(&mut loaded.set_cookies) } else { set_cookies };
-            (Some(LoadedSession { session, set_cookies: Vec::new() }), set)
+        refresh::Outcome::Updated {
+            session,
+            set_cookies,
+        } => {
+            let set = if set_cookies.is_empty() {
+                std::mem::take(&mut loaded.set_cookies)
+            } else {
+                set_cookies
+            };
+            (
+                Some(LoadedSession {
+                    session,
+                    set_cookies: Vec::new(),
+                }),
+                set,
+            )
         }
         refresh::Outcome::Ended { set_cookies } => (None, set_cookies),
     }

@@ -4,9 +4,14 @@ use std::collections::BTreeSet;
 
 #[test]
 fn readme_reference_table_matches_the_loader() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("<!-- config-reference:start -->").expect("start marker");
-    let end = readme.find("<!-- config-reference:end -->").expect("end marker");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- config-reference:start -->")
+        .expect("start marker");
+    let end = readme
+        .find("<!-- config-reference:end -->")
+        .expect("end marker");
     let documented: BTreeSet<String> = readme[start..end]
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
@@ -15,6 +20,12 @@ fn readme_reference_table_matches_the_loader() {
     let accepted: BTreeSet<String> = sso_proxy::config::reference_keys().into_iter().collect();
     let missing: Vec<_> = accepted.difference(&documented).collect();
     let extra: Vec<_> = documented.difference(&accepted).collect();
-    assert!(missing.is_empty(), "keys accepted but not documented in README: {missing:?}");
-    assert!(extra.is_empty(), "keys documented in README but not accepted: {extra:?}");
+    assert!(
+        missing.is_empty(),
+        "keys accepted but not documented in README: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "keys documented in README but not accepted: {extra:?}"
+    );
 }

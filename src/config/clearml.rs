@@ -48,19 +48,36 @@ pub(crate) fn convert(cx: &mut Ctx, raw: RawClearml) -> Option<ClearmlConfig> {
     }
     let api_key = non_empty_secret(cx, "clearml.api_key", raw.api_key, raw.api_key_file);
     if api_key.is_none() {
-        cx.error("clearml.api_key", "required when clearml.enabled is true (a credential with role system)");
+        cx.error(
+            "clearml.api_key",
+            "required when clearml.enabled is true (a credential with role system)",
+        );
     }
-    let api_secret = non_empty_secret(cx, "clearml.api_secret", raw.api_secret, raw.api_secret_file);
+    let api_secret = non_empty_secret(
+        cx,
+        "clearml.api_secret",
+        raw.api_secret,
+        raw.api_secret_file,
+    );
     if api_secret.is_none() {
-        cx.error("clearml.api_secret", "required when clearml.enabled is true");
+        cx.error(
+            "clearml.api_secret",
+            "required when clearml.enabled is true",
+        );
     }
     let cookie_name = raw
         .cookie_name
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| "clearml_token_basic".to_owned());
-    if !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        cx.error("clearml.cookie_name", format!("`{cookie_name}` is not a valid cookie name"));
+    if !cookie_name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        cx.error(
+            "clearml.cookie_name",
+            format!("`{cookie_name}` is not a valid cookie name"),
+        );
     }
     let lifetime = cx.duration(
         "clearml.token_lifetime",
@@ -76,7 +93,10 @@ pub(crate) fn convert(cx: &mut Ctx, raw: RawClearml) -> Option<ClearmlConfig> {
         api_secret: Secret::new(api_secret?),
         cookie_name,
         token_lifetime: lifetime,
-        company: raw.company.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()),
+        company: raw
+            .company
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty()),
         guest_groups: raw.guest_groups.unwrap_or_default(),
     })
 }

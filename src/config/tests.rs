@@ -341,11 +341,20 @@ fn explicit_endpoints_need_authorize_and_token_urls() {
         ("SSO_PROXY__UPSTREAM", "http://webserver:80"),
         ("SSO_PROXY__PUBLIC_URL", "https://app.example.com"),
         ("SSO_PROXY__SESSION__SECRET", SECRET),
-        ("CLEARML__services__login__sso__oauth_client__ping__authorize_url", "https://p/as/authorize"),
-        ("CLEARML__secure__login__sso__oauth_client__ping__client_id", "c"),
+        (
+            "CLEARML__services__login__sso__oauth_client__ping__authorize_url",
+            "https://p/as/authorize",
+        ),
+        (
+            "CLEARML__secure__login__sso__oauth_client__ping__client_id",
+            "c",
+        ),
     ];
     let p = problems(None, &env);
-    assert!(has(&p, "providers.ping.issuer", "missing access_token_url"), "{p:#?}");
+    assert!(
+        has(&p, "providers.ping.issuer", "missing access_token_url"),
+        "{p:#?}"
+    );
 }
 
 #[test]

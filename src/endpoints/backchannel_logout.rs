@@ -13,16 +13,25 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Response {
     }
     let registry = app.registry.load_full();
     let Some(provider) = registry.get(id) else {
-        return Response::json(400, &json!({"error": "invalid_request", "error_description": "unknown connection"}));
+        return Response::json(
+            400,
+            &json!({"error": "invalid_request", "error_description": "unknown connection"}),
+        );
     };
     let Some(token) = req.form_param("logout_token") else {
-        return Response::json(400, &json!({"error": "invalid_request", "error_description": "missing logout_token"}));
+        return Response::json(
+            400,
+            &json!({"error": "invalid_request", "error_description": "missing logout_token"}),
+        );
     };
     match app.revocations.logout(provider, &token, app.now()).await {
         Ok(()) => Response::json(200, &json!({})),
         Err(e) => {
             tracing::info!(provider = %id, error = %e, "back-channel logout refused");
-            Response::json(400, &json!({"error": "invalid_request", "error_description": e.to_string()}))
+            Response::json(
+                400,
+                &json!({"error": "invalid_request", "error_description": e.to_string()}),
+            )
         }
     }
 }

@@ -5,8 +5,8 @@ use http::Method;
 
 use super::{Request, Response};
 use crate::app::App;
-use crate::error::Error;
 use crate::endpoints::login_finish::finish;
+use crate::error::Error;
 use crate::identity::Admission;
 use crate::providers::oidc::{LoginResult, OidcError, OidcProvider};
 use crate::session::Session;
@@ -63,7 +63,14 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
     };
     let claims = result.claims.clone();
     let session = new_session(app, provider, result);
-    let cookies = finish(app, &admission, c.default_company.as_deref(), &claims, session).await?;
+    let cookies = finish(
+        app,
+        &admission,
+        c.default_company.as_deref(),
+        &claims,
+        session,
+    )
+    .await?;
     tracing::info!(provider = %id, request_id = %req.request_id, "login complete");
     Ok(Response::redirect(302, &pending.return_to).with_cookies(clear.into_iter().chain(cookies)))
 }
@@ -83,7 +90,13 @@ fn new_session(app: &App, provider: &OidcProvider, result: LoginResult) -> Sessi
     // Kept for refresh (which also notices a user disabled at the IdP) and revocation.
     session.refresh_token = result.refresh_token;
     session.access_expires_at = result.access_expires_at;
-    let claim = |name: &str| result.claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    let claim = |name: &str| {
+        result
+            .claims
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     session.sub = claim("sub");
     session.sid = claim("sid");
     session

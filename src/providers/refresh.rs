@@ -62,7 +62,12 @@ pub fn due(session: &Session, now: u64) -> bool {
 }
 
 impl Refresher {
-    pub async fn run(&self, app: &App, loaded: &LoadedSession, cookies: &RequestCookies) -> Outcome {
+    pub async fn run(
+        &self,
+        app: &App,
+        loaded: &LoadedSession,
+        cookies: &RequestCookies,
+    ) -> Outcome {
         let session = &loaded.session;
         let Some(token) = session.refresh_token.as_deref() else {
             return Outcome::Unchanged;
@@ -75,7 +80,10 @@ impl Refresher {
         let now = app.now();
         match shared {
             Shared::Updated(new) => match app.sessions.update(cookies, (*new).clone(), now) {
-                Ok(set_cookies) => Outcome::Updated { session: new, set_cookies },
+                Ok(set_cookies) => Outcome::Updated {
+                    session: new,
+                    set_cookies,
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "refreshed session could not be stored");
                     Outcome::Unchanged

@@ -141,6 +141,12 @@ fn callback_paths_are_ours_only_when_well_formed() {
         run(Method::GET, "/callback_other", &h, true, &r),
         Decision::Own(OwnRoute::Callback("other".into()))
     );
-    assert_eq!(run(Method::GET, "/callback_A/b", &h, true, &r), Decision::Forward);
-    assert_eq!(run(Method::GET, "/callback_", &h, true, &r), Decision::Forward);
+    assert_eq!(
+        run(Method::GET, "/callback_A/b", &h, true, &r),
+        Decision::Forward
+    );
+    assert_eq!(
+        run(Method::GET, "/callback_", &h, true, &r),
+        Decision::Forward
+    );
 }

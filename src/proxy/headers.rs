@@ -64,8 +64,13 @@ impl StripRules {
     /// for every header of every request.
     pub fn is_reserved(&self, name: &str) -> bool {
         let name = name.trim().as_bytes();
-        self.exact.iter().any(|e| canon_prefix(name, e.as_bytes()) == Some(true))
-            || self.prefixes.iter().any(|p| canon_prefix(name, p.as_bytes()).is_some())
+        self.exact
+            .iter()
+            .any(|e| canon_prefix(name, e.as_bytes()) == Some(true))
+            || self
+                .prefixes
+                .iter()
+                .any(|p| canon_prefix(name, p.as_bytes()).is_some())
     }
 }
 
@@ -76,7 +81,11 @@ fn canon_prefix(name: &[u8], want: &[u8]) -> Option<bool> {
         return None;
     }
     let same = name.iter().zip(want).all(|(a, b)| {
-        let a = if *a == b'_' { b'-' } else { a.to_ascii_lowercase() };
+        let a = if *a == b'_' {
+            b'-'
+        } else {
+            a.to_ascii_lowercase()
+        };
         a == *b
     });
     same.then_some(name.len() == want.len())

@@ -65,7 +65,10 @@ pub fn prepare(
         }
     }
     if app.config.headers.identity_token {
-        let token = app.identity_signer.as_ref().and_then(|s| s.token(session, app.now()));
+        let token = app
+            .identity_signer
+            .as_ref()
+            .and_then(|s| s.token(session, app.now()));
         if let Some((n, v)) = token.and_then(|t| header_pair("x-sso-identity", &t)) {
             req.insert_header(n, v)?;
         }

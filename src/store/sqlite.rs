@@ -151,7 +151,10 @@ mod tests {
         r.last_login = 20;
         store.put(&r).unwrap();
         let got = store.get("kc", "u1").unwrap().unwrap();
-        assert_eq!((got.clearml_id.as_deref(), got.first_login, got.last_login), (Some("cid"), 10, 20));
+        assert_eq!(
+            (got.clearml_id.as_deref(), got.first_login, got.last_login),
+            (Some("cid"), 10, 20)
+        );
         assert!(store.email_known("a@EXAMPLE.com").unwrap());
         assert!(!store.email_known("b@example.com").unwrap());
     }
@@ -161,7 +164,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let path = path.to_str().unwrap();
-        SqliteStore::open(path).unwrap().put(&record("u2", "b@example.com")).unwrap();
+        SqliteStore::open(path)
+            .unwrap()
+            .put(&record("u2", "b@example.com"))
+            .unwrap();
         let again = SqliteStore::open(path).unwrap();
         assert!(again.get("kc", "u2").unwrap().is_some());
     }
