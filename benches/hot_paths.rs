@@ -100,7 +100,8 @@ fn bench_sessions(c: &mut Criterion) {
             black_box(loaded.session.identity.user.len())
         })
     });
-    let garbage = browser_cookie_header(&["sso_session=bm90LWEtcmVhbC1zZWFsZWQtdmFsdWU=".to_owned()]);
+    let garbage =
+        browser_cookie_header(&["sso_session=bm90LWEtcmVhbC1zZWFsZWQtdmFsdWU=".to_owned()]);
     g.bench_function("memory_10k/garbage_cookie", |b| {
         b.iter(|| {
             let cookies = RequestCookies::parse([garbage.as_bytes()]);
@@ -141,8 +142,14 @@ fn browser_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
     let pairs = [
         ("host", "app.example.com"),
-        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
         ("accept-language", "en-US,en;q=0.5"),
         ("accept-encoding", "gzip, deflate, br, zstd"),
         ("sec-fetch-dest", "document"),
@@ -175,7 +182,11 @@ fn bench_decide(c: &mut Criterion) {
     };
     let cases = [
         ("authenticated_forward", "/projects/123/experiments", true),
-        ("unauthenticated_browser_redirect", "/projects/123/experiments", false),
+        (
+            "unauthenticated_browser_redirect",
+            "/projects/123/experiments",
+            false,
+        ),
         ("unauthenticated_api_401", "/api/v2.30/tasks.get_all", false),
         ("skip_auth_route", "/static/app.js", false),
         ("own_endpoint", "/_sso/userinfo", true),
@@ -204,14 +215,23 @@ fn bench_headers(c: &mut Criterion) {
     for (k, v) in browser_headers().iter() {
         req.append_header(k.clone(), v.clone()).unwrap();
     }
-    req.append_header("cookie", browser_cookie_header(&["sso_session=AAAA".to_owned()]))
-        .unwrap();
+    req.append_header(
+        "cookie",
+        browser_cookie_header(&["sso_session=AAAA".to_owned()]),
+    )
+    .unwrap();
     let clean = req.clone();
     // A client trying to smuggle identity headers in.
     let mut spoofed = req.clone();
-    spoofed.append_header("X-Forwarded-User", "mallory").unwrap();
-    spoofed.append_header("x_forwarded_email", "mallory@evil.example").unwrap();
-    spoofed.append_header("X-Auth-Request-User", "mallory").unwrap();
+    spoofed
+        .append_header("X-Forwarded-User", "mallory")
+        .unwrap();
+    spoofed
+        .append_header("x_forwarded_email", "mallory@evil.example")
+        .unwrap();
+    spoofed
+        .append_header("X-Auth-Request-User", "mallory")
+        .unwrap();
 
     for (name, template) in [("clean_request", &clean), ("spoofed_request", &spoofed)] {
         g.bench_function(format!("strip/{name}"), |b| {
@@ -335,9 +355,18 @@ fn bench_pending(c: &mut Criterion) {
 fn bench_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("path_normalize");
     for (name, path) in [
-        ("plain", "/projects/123/experiments/4f1c2a7e9b3d4c8ea1f0/output/log"),
-        ("dots_and_escapes", "/projects//123/./experiments/%7Ealice/../x%2Dy/log"),
-        ("refused_encoded_slash", "/projects/123%2F..%2F..%2Fetc/passwd"),
+        (
+            "plain",
+            "/projects/123/experiments/4f1c2a7e9b3d4c8ea1f0/output/log",
+        ),
+        (
+            "dots_and_escapes",
+            "/projects//123/./experiments/%7Ealice/../x%2Dy/log",
+        ),
+        (
+            "refused_encoded_slash",
+            "/projects/123%2F..%2F..%2Fetc/passwd",
+        ),
     ] {
         g.bench_function(name, |b| b.iter(|| black_box(normalize(black_box(path)))));
     }
@@ -348,7 +377,8 @@ fn bench_path(c: &mut Criterion) {
 /// parse cookies, load the session (memory store, 10k sessions), decide, inject identity.
 fn bench_request(c: &mut Criterion) {
     let mut g = c.benchmark_group("request");
-    let store: Arc<dyn SessionStore> = build_store(&session_config(SessionStoreKind::Memory), false);
+    let store: Arc<dyn SessionStore> =
+        build_store(&session_config(SessionStoreKind::Memory), false);
     let mut cookie = String::new();
     for n in 0..SESSIONS {
         let set = store.create(new_session(n), NOW).unwrap();
@@ -370,9 +400,8 @@ fn bench_request(c: &mut Criterion) {
             |r| {
                 strip_reserved(r, &rules);
                 let path = normalize(r.uri.path()).unwrap();
-                let cookies = RequestCookies::parse(
-                    r.headers.get_all("cookie").iter().map(|v| v.as_bytes()),
-                );
+                let cookies =
+                    RequestCookies::parse(r.headers.get_all("cookie").iter().map(|v| v.as_bytes()));
                 let loaded = store.load(&cookies, NOW + 5);
                 let view = RequestView {
                     method: &r.method,

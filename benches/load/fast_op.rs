@@ -70,7 +70,10 @@ pub fn main(args: &Args) -> Result<(), String> {
         });
         let op = Arc::new(Op {
             client_id: args.get("client-id").unwrap_or("proxy").to_owned(),
-            client_secret: args.get("client-secret").unwrap_or("proxy-secret").to_owned(),
+            client_secret: args
+                .get("client-secret")
+                .unwrap_or("proxy-secret")
+                .to_owned(),
             user: args.get("user").unwrap_or("alice").to_owned(),
             jwks: Bytes::from(tokens::jwks(&[&key]).to_string()),
             discovery: Bytes::from(discovery.to_string()),
@@ -116,7 +119,11 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Re
 }
 
 fn error(status: StatusCode, code: &str) -> Resp {
-    respond(status, "application/json", json!({ "error": code }).to_string())
+    respond(
+        status,
+        "application/json",
+        json!({ "error": code }).to_string(),
+    )
 }
 
 fn form(raw: &[u8]) -> Vec<(String, String)> {

@@ -290,9 +290,7 @@ fn named_pids(args: &Args, key: &str) -> Result<Vec<(String, u32)>, String> {
             let (name, pid) = v
                 .split_once('=')
                 .ok_or_else(|| format!("--{key} {v:?}: use name=PID"))?;
-            let pid = pid
-                .parse()
-                .map_err(|_| format!("--{key} {v:?}: bad PID"))?;
+            let pid = pid.parse().map_err(|_| format!("--{key} {v:?}: bad PID"))?;
             Ok((name.to_owned(), pid))
         })
         .collect()

@@ -31,7 +31,13 @@ pub fn main(args: &Args) -> Result<(), String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         for v in VARIANTS {
             let out = std::process::Command::new(&exe)
-                .args(["memory", "--sessions", &sessions.to_string(), "--variant", v])
+                .args([
+                    "memory",
+                    "--sessions",
+                    &sessions.to_string(),
+                    "--variant",
+                    v,
+                ])
                 .output()
                 .map_err(|e| e.to_string())?;
             if !out.status.success() {
@@ -42,7 +48,9 @@ pub fn main(args: &Args) -> Result<(), String> {
         return Ok(());
     }
     if !VARIANTS.contains(&variant) {
-        return Err(format!("--variant {variant}: use one of {VARIANTS:?} or all"));
+        return Err(format!(
+            "--variant {variant}: use one of {VARIANTS:?} or all"
+        ));
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -70,7 +78,8 @@ pub fn main(args: &Args) -> Result<(), String> {
     at_claims["scope"] = json!("openid email profile");
     at_claims["jti"] = json!("2c2f7a52-8f33-4c5d-9a6f-5f1c9c0e1b7d");
     at_claims["session_state"] = json!("0b5c9ba8-1e2f-4c4a-8d3e-7c2a1b0f9e8d");
-    at_claims["realm_access"] = json!({"roles": ["offline_access", "uma_authorization", "default-roles-main"]});
+    at_claims["realm_access"] =
+        json!({"roles": ["offline_access", "uma_authorization", "default-roles-main"]});
     at_claims["resource_access"] =
         json!({"account": {"roles": ["manage-account", "manage-account-links", "view-profile"]}});
     let access_token = key.sign(&at_claims);

@@ -16,15 +16,15 @@
 # (sso-proxy and mod_auth_openidc against the real OP, sso-proxy against the fast OP), memory per
 # session. Figures go to bench-results/results.json and bench-results/results.md.
 #
-# Knobs (environment): ROUNDS=3 DURATION=10 WRK_THREADS=1 WRK_CONNS=32 LOGINS=400 LOGIN_C=8
+# Knobs (environment): ROUNDS=5 DURATION=10 WRK_THREADS=1 WRK_CONNS=32 LOGINS=1000 LOGIN_C=8
 # LOGIN_ROUNDS=2 FAST_LOGINS=20000 FAST_C=32 FAST_SECONDS=30 SESSIONS=100000 SKIP_BUILD=0
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
 WRK_THREADS=${WRK_THREADS:-1}
 WRK_CONNS=${WRK_CONNS:-32}
-LOGINS=${LOGINS:-400}
+LOGINS=${LOGINS:-1000}
 LOGIN_C=${LOGIN_C:-8}
 LOGIN_ROUNDS=${LOGIN_ROUNDS:-2}
 FAST_LOGINS=${FAST_LOGINS:-20000}

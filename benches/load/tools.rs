@@ -2,7 +2,8 @@
 //!
 //! - `fast-op`  — a fast OpenID Provider for measuring the proxy's own login ceiling;
 //! - `login`    — the browserless login driver (fresh cookie jar per login, concurrency C);
-//! - `memory`   — resident bytes per memory-store session after creating many sessions.
+//! - `memory`   — resident bytes per memory-store session after creating many sessions;
+//! - `serve`    — sso-proxy from the library with pingora's runtime knobs exposed (experiments).
 //!
 //! Build: `cargo bench --bench load_tools --no-run`; run.sh finds the executable. Plain
 //! `cargo bench` also starts this target (with `--bench`): it then only prints this help.
@@ -15,6 +16,8 @@ mod fast_op;
 mod login;
 #[path = "memory.rs"]
 mod memory;
+#[path = "serve.rs"]
+mod serve;
 #[path = "../support/tokens.rs"]
 mod tokens;
 
@@ -27,7 +30,8 @@ usage: load_tools <command> [--key value ...]
   login   --target URL [--count N] [--concurrency C] [--user alice --password alice-pw]
           [--expect-header name=value] [--cpu name=PID ...] [--rss name=PID ...]
           [--max-seconds S] [--threads N] [--print-cookie]
-  memory  [--sessions 100000] [--variant default|id_token|tokens|all]";
+  memory  [--sessions 100000] [--variant default|id_token|tokens|all]
+  serve   --config FILE [--threads N] [--work-stealing true|false]";
 
 /// `--key value` pairs after the command; repeated keys keep every value.
 pub struct Args(BTreeMap<String, Vec<String>>);
@@ -65,7 +69,9 @@ impl Args {
     pub fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, String> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{key}: not a number: {v:?}")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{key}: not a number: {v:?}")),
         }
     }
 
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
         "fast-op" => fast_op::main(&args),
         "login" => login::main(&args),
         "memory" => memory::main(&args),
+        "serve" => serve::main(&args),
         other => Err(format!("unknown command {other:?}")),
     };
     match result {

@@ -31,7 +31,8 @@ impl SigningKey {
     pub fn rs256(kid: &str) -> Self {
         use rsa::pkcs1::EncodeRsaPrivateKey;
         use rsa::traits::PublicKeyParts;
-        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
+        let key =
+            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
         let der = key.to_pkcs1_der().expect("RSA key to DER");
         let pair = RsaKeyPair::from_der(der.as_bytes()).expect("RSA key pair");
         let jwk = json!({
@@ -90,8 +91,13 @@ impl SigningKey {
         let sig = match &self.signer {
             Signer::Rsa(pair) => {
                 let mut sig = vec![0u8; pair.public().modulus_len()];
-                pair.sign(&signature::RSA_PKCS1_SHA256, &self.rng, jws.as_bytes(), &mut sig)
-                    .expect("RSA signing");
+                pair.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &self.rng,
+                    jws.as_bytes(),
+                    &mut sig,
+                )
+                .expect("RSA signing");
                 sig
             }
             Signer::Ec(pair) => pair
