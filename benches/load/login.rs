@@ -61,7 +61,7 @@ impl Jar {
                 let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
                 match k.as_str() {
                     "path" if v.starts_with('/') => path = Some(v.to_owned()),
-                    "max-age" => delete |= v.parse::<i64>().map_or(false, |s| s <= 0),
+                    "max-age" => delete |= v.parse::<i64>().is_ok_and(|s| s <= 0),
                     "expires" => delete |= v.contains("1970"),
                     _ => {}
                 }

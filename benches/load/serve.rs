@@ -28,14 +28,16 @@ pub fn main(args: &Args) -> Result<(), String> {
     })?;
     sso_proxy::telemetry::init(&config.log);
     let listen = config.listen.to_string();
-    let mut conf = ServerConf::default();
-    conf.threads = args.num(
-        "threads",
-        std::thread::available_parallelism().map_or(2, |n| n.get()),
-    )?;
-    conf.work_stealing = args.get("work-stealing").is_none_or(|v| v != "false");
-    conf.grace_period_seconds = Some(1);
-    conf.graceful_shutdown_timeout_seconds = Some(10);
+    let conf = ServerConf {
+        threads: args.num(
+            "threads",
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )?,
+        work_stealing: args.get("work-stealing").is_none_or(|v| v != "false"),
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(10),
+        ..ServerConf::default()
+    };
     let app = Arc::new(App::new(config, Arc::new(SystemClock)).map_err(|e| e.to_string())?);
 
     // Discovery in the background, as the binary does.
