@@ -297,6 +297,21 @@ fn bench_id_token(c: &mut Criterion) {
         g.bench_function(format!("{:?}/header+jwks+signature+claims", key.alg), |b| {
             b.iter(|| black_box(verify_all()))
         });
+        // The signature check alone: jsonwebtoken's rust_crypto backend (what the proxy uses)
+        // next to ring on the same token, for reference.
+        let k = rt
+            .block_on(cache.key(&jwks_uri, Some(&key.kid), key.alg))
+            .unwrap();
+        g.bench_function(
+            format!("{:?}/signature only (jsonwebtoken rust_crypto)", key.alg),
+            |b| b.iter(|| black_box(verify_signature(&token, key.alg, &k.key).unwrap())),
+        );
+        let reference = tokens::RingVerifier::new(&key.jwk);
+        assert!(reference.verify(&token));
+        g.bench_function(
+            format!("{:?}/signature only (ring, reference)", key.alg),
+            |b| b.iter(|| black_box(reference.verify(&token))),
+        );
         // What the fast test OP pays per login (ring, key parsed once).
         g.bench_function(format!("{:?}/sign (fast OP, ring)", key.alg), |b| {
             b.iter(|| black_box(key.sign(&claims)))

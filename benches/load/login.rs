@@ -349,6 +349,9 @@ pub fn main(args: &Args) -> Result<(), String> {
         return Ok(());
     }
 
+    // The driver's own CPU is reported too: it shares the machine with what it measures.
+    let mut cpus = cpus;
+    cpus.push(("driver".to_owned(), std::process::id()));
     let cpu_before: Vec<f64> = cpus.iter().map(|(_, p)| cpu_seconds(*p)).collect();
     let rss_before: Vec<u64> = rsss.iter().map(|(_, p)| rss_bytes(*p)).collect();
     let remaining = Arc::new(AtomicUsize::new(count));

@@ -55,9 +55,14 @@ def main():
         # Every response must be the 200 page measured in the checks: a redirect or an error
         # page has another size (wrk itself counts 3xx as success).
         same_size = abs(per_req - r["response_bytes"]) <= max(8, 0.02 * r["response_bytes"])
-        errors = sum(w[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+        # Non-2xx/3xx statuses and timeouts invalidate a run; a few socket errors (a server closing
+        # a keep-alive connection) do not, but are reported.
+        errors = w["status_errors"] + w["timeouts"]
+        socket_errors = sum(w[k] for k in ("connect_errors", "read_errors", "write_errors"))
         runs.append({
+            "phase": r.get("phase", "throughput"),
             "round": r["round"],
+            "loadavg": r.get("loadavg"),
             "target": r["target"],
             "requests": w["requests"],
             "req_per_s": w["requests"] / secs,
@@ -66,36 +71,42 @@ def main():
             "p99_ms": w["p99_us"] / 1000,
             "mean_ms": w["mean_us"] / 1000,
             "errors": errors,
+            "socket_errors": socket_errors,
             "bytes_per_response": per_req,
             "expected_bytes": r["response_bytes"],
             "all_200": same_size and errors == 0,
         })
     rounds = sorted({r["round"] for r in runs})
-    by = {(r["round"], r["target"]): r for r in runs}
+    by = {(r["phase"], r["round"], r["target"]): r for r in runs}
     per_round = []
     for n in rounds:
-        s, ng, ap, up = (by.get((n, t)) for t in ("sso-proxy", "nginx", "apache", "upstream"))
+        s, ng, ap, up = (by.get(("throughput", n, t)) for t in ("sso-proxy", "nginx", "apache", "upstream"))
+        ls, lng, lap, lup = (by.get(("latency", n, t)) for t in ("sso-proxy", "nginx", "apache", "upstream"))
         if not (s and ng and ap and up):
             continue
-        per_round.append({
+        row = {
             "round": n,
             "sso_over_nginx": s["req_per_s"] / ng["req_per_s"],
             "sso_over_apache": s["req_per_s"] / ap["req_per_s"],
-            "sso_p99_added_ms": s["p99_ms"] - up["p99_ms"],
-            "nginx_p99_added_ms": ng["p99_ms"] - up["p99_ms"],
-            "apache_p99_added_ms": ap["p99_ms"] - up["p99_ms"],
-        })
+            "saturated_p99_added_ms": {k: v["p99_ms"] - up["p99_ms"] for k, v in (("sso-proxy", s), ("nginx", ng), ("apache", ap))},
+        }
+        if ls and lng and lap and lup:
+            row["p99_added_ms"] = {k: v["p99_ms"] - lup["p99_ms"] for k, v in (("sso-proxy", ls), ("nginx", lng), ("apache", lap))}
+            row["p50_added_ms"] = {k: v["p50_ms"] - lup["p50_ms"] for k, v in (("sso-proxy", ls), ("nginx", lng), ("apache", lap))}
+        per_round.append(row)
     wrk_summary = {}
-    for t in order:
-        rs = [r for r in runs if r["target"] == t]
-        if rs:
-            wrk_summary[t] = {
-                "req_per_s_median": median([r["req_per_s"] for r in rs]),
-                "req_per_s_rounds": [round(r["req_per_s"]) for r in rs],
-                "p50_ms_median": median([r["p50_ms"] for r in rs]),
-                "p99_ms_median": median([r["p99_ms"] for r in rs]),
-                "all_200": all(r["all_200"] for r in rs),
-            }
+    for phase in ("throughput", "latency"):
+        for t in order:
+            rs = [r for r in runs if r["target"] == t and r["phase"] == phase]
+            if rs:
+                wrk_summary.setdefault(phase, {})[t] = {
+                    "req_per_s_median": median([r["req_per_s"] for r in rs]),
+                    "req_per_s_rounds": [round(r["req_per_s"]) for r in rs],
+                    "p50_ms_median": median([r["p50_ms"] for r in rs]),
+                    "p99_ms_median": median([r["p99_ms"] for r in rs]),
+                    "p99_ms_rounds": [round(r["p99_ms"], 2) for r in rs],
+                    "all_200": all(r["all_200"] for r in rs),
+                }
 
     # ------------------------------------------------------------ logins
     logins = jsonl(raw / "logins.jsonl")
@@ -122,7 +133,7 @@ def main():
             for k, v in r["errors"].items():
                 agg["errors"][k] = agg["errors"].get(k, 0) + v
         for who in rs[0]["cpu"]:
-            cpu = sum(r["cpu"][who]["cpu_seconds"] for r in rs)
+            cpu = sum(r["cpu"].get(who, {}).get("cpu_seconds", 0) for r in rs)
             agg[f"{who}_cpu_seconds"] = cpu
             agg[f"{who}_cpu_ms_per_login"] = cpu * 1000 / ok if ok else None
         rss = rs[-1].get("rss", {}).get("proxy")
@@ -147,14 +158,23 @@ def main():
     targets = []
     r_ng = [p["sso_over_nginx"] for p in per_round]
     r_ap = [p["sso_over_apache"] for p in per_round]
-    added = [p["sso_p99_added_ms"] for p in per_round]
+    added = [p["p99_added_ms"]["sso-proxy"] for p in per_round if "p99_added_ms" in p]
+    sat_added = [p["saturated_p99_added_ms"]["sso-proxy"] for p in per_round]
+    rounds_txt = lambda xs, f="{:.2f}": ", ".join(f.format(x) for x in xs)
     if per_round:
-        targets.append(target("req/s sso-proxy / nginx proxy_pass", f"{median(r_ng):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in r_ng)})",
+        targets.append(target("req/s sso-proxy / nginx proxy_pass", f"{median(r_ng):.2f}x (rounds: {rounds_txt(r_ng)})",
                               ">= 1.0x", median(r_ng) >= 1.0))
-        targets.append(target("req/s sso-proxy / Apache + mod_auth_openidc", f"{median(r_ap):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in r_ap)})",
+        targets.append(target("req/s sso-proxy / Apache + mod_auth_openidc", f"{median(r_ap):.2f}x (rounds: {rounds_txt(r_ap)})",
                               ">= 4x", median(r_ap) >= 4.0))
-        targets.append(target("p99 added over direct upstream", f"{median(added):.2f} ms (rounds: {', '.join(f'{x:.2f}' for x in added)})",
+    if added:
+        targets.append(target(f"p99 added over direct upstream (-c{machine['settings'].get('lat_conns', '?')})",
+                              f"{median(added):+.2f} ms (rounds: {rounds_txt(added, '{:+.2f}')})",
                               "<= 1 ms", median(added) <= 1.0))
+    if sat_added:
+        targets.append(target(f"p99 added over direct upstream, saturated (-c{machine['settings']['wrk_conns']})",
+                              f"{median(sat_added):+.2f} ms (rounds: {rounds_txt(sat_added, '{:+.2f}')})",
+                              "<= 1 ms", median(sat_added) <= 1.0,
+                              "queueing at saturation: lower throughput means longer queues"))
     s, a, f = (login_summary[k] for k in ("sso-proxy/op", "apache/op", "sso-proxy/fast-op"))
     if s and a and s.get("proxy_cpu_ms_per_login") and a.get("proxy_cpu_ms_per_login"):
         ratio = s["proxy_cpu_ms_per_login"] / a["proxy_cpu_ms_per_login"]
@@ -168,7 +188,7 @@ def main():
         targets.append(target(f"RSS per memory-store session ({v})", f"{m['bytes_per_session']:.0f} B",
                               "<= 2048 B", m["bytes_per_session"] <= 2048,
                               f"id_token {m['id_token_len']} B, access_token {m['access_token_len']} B"))
-    valid = all(w["all_200"] for w in wrk_summary.values())
+    valid = all(w["all_200"] for ph in wrk_summary.values() for w in ph.values())
 
     results = {
         "machine": machine,
@@ -187,30 +207,39 @@ def main():
     md.append("# sso-proxy load benchmark\n")
     md.append(f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
               f"{machine['mem_total_kb'] / 1048576:.1f} GiB RAM, Linux {machine['kernel']}; "
-              f"load average at the end {machine['loadavg_end']}. "
+              f"load average (1/5/15 min) {machine.get('loadavg_start', '?')} at the start, {machine['loadavg_end']} at the end "
+              f"(other work on the machine shows up here). "
               f"sso-proxy {machine['versions']['sso_proxy_commit']}, nginx {machine['versions']['nginx']}, "
               f"Apache {machine['versions']['apache']} + mod_auth_openidc {machine['versions']['mod_auth_openidc']}, "
               f"wrk {machine['versions']['wrk']}, node {machine['versions']['node']}.\n")
-    md.append(f"## Proxied requests (wrk -t{st['wrk_threads']} -c{st['wrk_conns']} -d{st['duration_s']}s, "
-              f"{st['rounds']} interleaved rounds, medians)\n")
-    md.append("| target | req/s | p50 ms | p99 ms | req/s per round | all 200 |")
-    md.append("|---|---:|---:|---:|---|---|")
     names = {"upstream": "upstream (nginx static, direct)", "nginx": "nginx proxy_pass (no auth)",
              "apache": "Apache + mod_auth_openidc (logged in)", "sso-proxy": "sso-proxy (logged in, memory store)"}
-    for t, w in wrk_summary.items():
-        md.append(f"| {names.get(t, t)} | {fmt(w['req_per_s_median'])} | {w['p50_ms_median']:.2f} | "
-                  f"{w['p99_ms_median']:.2f} | {', '.join(f'{x:,}' for x in w['req_per_s_rounds'])} | "
-                  f"{'yes' if w['all_200'] else 'NO'} |")
-    md.append("")
-    md.append("| round | sso-proxy / nginx | sso-proxy / Apache | p99 added: sso-proxy | nginx | Apache |")
-    md.append("|---:|---:|---:|---:|---:|---:|")
+    for phase, title in (("throughput", f"## Proxied requests, throughput (wrk -t{st['wrk_threads']} -c{st['wrk_conns']} -d{st['duration_s']}s)"),
+                         ("latency", f"## Proxied requests, latency at light load (wrk -t{st['wrk_threads']} -c{st.get('lat_conns')} -d{st.get('lat_duration_s')}s)")):
+        if phase not in wrk_summary:
+            continue
+        md.append(f"{title}\n")
+        md.append(f"{st['rounds']} interleaved rounds (each round: every target at -c{st['wrk_conns']}, then every target at "
+                  f"-c{st.get('lat_conns')}); medians over the rounds.\n")
+        md.append("| target | req/s | p50 ms | p99 ms | req/s per round | p99 ms per round | all 200 |")
+        md.append("|---|---:|---:|---:|---|---|---|")
+        for t, w in wrk_summary[phase].items():
+            md.append(f"| {names.get(t, t)} | {fmt(w['req_per_s_median'])} | {w['p50_ms_median']:.2f} | "
+                      f"{w['p99_ms_median']:.2f} | {', '.join(f'{x:,}' for x in w['req_per_s_rounds'])} | "
+                      f"{', '.join(f'{x:.2f}' for x in w['p99_ms_rounds'])} | {'yes' if w['all_200'] else 'NO'} |")
+        md.append("")
+    md.append("Per round (ratios from the throughput runs; added latency = target minus direct upstream, same round):\n")
+    md.append("| round | sso-proxy / nginx | sso-proxy / Apache | p99 added (light load): sso-proxy / nginx / Apache | p50 added (light load): sso-proxy / nginx / Apache |")
+    md.append("|---:|---:|---:|---|---|")
     for p in per_round:
-        md.append(f"| {p['round']} | {p['sso_over_nginx']:.2f}x | {p['sso_over_apache']:.2f}x | "
-                  f"{p['sso_p99_added_ms']:+.2f} ms | {p['nginx_p99_added_ms']:+.2f} ms | {p['apache_p99_added_ms']:+.2f} ms |")
+        a99 = p.get("p99_added_ms", {})
+        a50 = p.get("p50_added_ms", {})
+        trio = lambda d: " / ".join(f"{d[k]:+.2f}" for k in ("sso-proxy", "nginx", "apache")) + " ms" if d else "n/a"
+        md.append(f"| {p['round']} | {p['sso_over_nginx']:.2f}x | {p['sso_over_apache']:.2f}x | {trio(a99)} | {trio(a50)} |")
     md.append("")
     md.append("## Logins (fresh cookie jar each, verified by a 200 with the identity upstream)\n")
-    md.append("| proxy / OP | logins ok | failed | concurrency | logins/s | p50 ms | p99 ms | proxy CPU ms/login | OP CPU ms/login |")
-    md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    md.append("| proxy / OP | logins ok | failed | concurrency | logins/s | p50 ms | p99 ms | proxy CPU ms/login | OP CPU ms/login | driver CPU ms/login |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     labels = {"sso-proxy/op": "sso-proxy / oidc-provider", "apache/op": "mod_auth_openidc / oidc-provider",
               "sso-proxy/fast-op": f"sso-proxy / fast Rust OP ({st['fast_alg']})"}
     for k, l in login_summary.items():
@@ -218,7 +247,7 @@ def main():
             continue
         md.append(f"| {labels[k]} | {l['ok']:,} | {l['failed']} | {l['concurrency']} | {l['logins_per_s']:,.0f} | "
                   f"{l['latency_ms_p50']:.1f} | {l['latency_ms_p99']:.1f} | {fmt(l.get('proxy_cpu_ms_per_login'), 2)} | "
-                  f"{fmt(l.get('op_cpu_ms_per_login'), 2)} |")
+                  f"{fmt(l.get('op_cpu_ms_per_login'), 2)} | {fmt(l.get('driver_cpu_ms_per_login'), 2)} |")
     errs = {k: l["errors"] for k, l in login_summary.items() if l and l["errors"]}
     if errs:
         md.append("")

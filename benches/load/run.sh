@@ -16,7 +16,8 @@
 # (sso-proxy and mod_auth_openidc against the real OP, sso-proxy against the fast OP), memory per
 # session. Figures go to bench-results/results.json and bench-results/results.md.
 #
-# Knobs (environment): ROUNDS=5 DURATION=10 WRK_THREADS=1 WRK_CONNS=32 LOGINS=1000 LOGIN_C=8
+# Knobs (environment): ROUNDS=5 DURATION=10 WRK_THREADS=1 WRK_CONNS=32 LAT_CONNS=4 LAT_DURATION=5
+# LOGINS=1000 LOGIN_C=8
 # LOGIN_ROUNDS=2 FAST_LOGINS=20000 FAST_C=32 FAST_SECONDS=30 SESSIONS=100000 SKIP_BUILD=0
 set -euo pipefail
 
@@ -24,6 +25,8 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
 WRK_THREADS=${WRK_THREADS:-1}
 WRK_CONNS=${WRK_CONNS:-32}
+LAT_CONNS=${LAT_CONNS:-4}
+LAT_DURATION=${LAT_DURATION:-5}
 LOGINS=${LOGINS:-1000}
 LOGIN_C=${LOGIN_C:-8}
 LOGIN_ROUNDS=${LOGIN_ROUNDS:-2}
@@ -113,6 +116,7 @@ wait_http() { # url [expected status regex]
     die "$url never answered ($code)"
 }
 
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 P_UP=$(free_port); P_NGX=$(free_port); P_APACHE=$(free_port); P_SSO=$(free_port)
 P_SSOF=$(free_port); P_OP=$(free_port); P_FOP=$(free_port)
 SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n=+/')
@@ -339,20 +343,30 @@ done = function(summary, latency, requests)
     latency.mean, latency.max))
 end
 EOF
-log "wrk: $ROUNDS rounds x ${#TARGETS[@]} targets, ${DURATION}s each, -t$WRK_THREADS -c$WRK_CONNS"
+log "wrk: $ROUNDS rounds x ${#TARGETS[@]} targets: -t$WRK_THREADS -c$WRK_CONNS for ${DURATION}s, then -c$LAT_CONNS for ${LAT_DURATION}s"
 : >"$RAW/wrk.jsonl"
 for t in "${TARGETS[@]}"; do # warm-up (connection pools, caches)
     IFS='|' read -r name url cookie want <<<"$t"
     wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d2s ${cookie:+-H "Cookie: $cookie"} "$url" >/dev/null
 done
+run_wrk() { # phase round name url cookie conns seconds
+    local phase=$1 round=$2 name=$3 url=$4 cookie=$5 conns=$6 secs=$7 line
+    line=$(wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --latency -s "$WORK/report.lua" \
+        ${cookie:+-H "Cookie: $cookie"} "$url" | grep '^WRKJSON ' | cut -d' ' -f2-)
+    [[ -n $line ]] || die "wrk gave no result for $name"
+    echo "{\"phase\":\"$phase\",\"round\":$round,\"target\":\"$name\",\"response_bytes\":${RESP_SIZE[$name]},\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"wrk\":$line}" >>"$RAW/wrk.jsonl"
+    log "round $round $phase $name: $(python3 "$ROOT/benches/load/report.py" --wrk-line "$line")"
+}
 for round in $(seq 1 "$ROUNDS"); do
+    # Throughput: enough connections to saturate the machine.
     for t in "${TARGETS[@]}"; do
         IFS='|' read -r name url cookie want <<<"$t"
-        line=$(wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DURATION}s" --latency -s "$WORK/report.lua" \
-            ${cookie:+-H "Cookie: $cookie"} "$url" | grep '^WRKJSON ' | cut -d' ' -f2-)
-        [[ -n $line ]] || die "wrk gave no result for $name"
-        echo "{\"round\":$round,\"target\":\"$name\",\"response_bytes\":${RESP_SIZE[$name]},\"wrk\":$line}" >>"$RAW/wrk.jsonl"
-        log "round $round $name: $(python3 "$ROOT/benches/load/report.py" --wrk-line "$line")"
+        run_wrk throughput "$round" "$name" "$url" "$cookie" "$WRK_CONNS" "$DURATION"
+    done
+    # Latency: a few connections, so the figures are the per-request path, not queueing.
+    for t in "${TARGETS[@]}"; do
+        IFS='|' read -r name url cookie want <<<"$t"
+        run_wrk latency "$round" "$name" "$url" "$cookie" "$LAT_CONNS" "$LAT_DURATION"
     done
 done
 # The sessions must still be valid after the runs.
@@ -380,7 +394,7 @@ for round in $(seq 1 "$LOGIN_ROUNDS"); do
         --cpu "proxy=$APACHE_PID" --cpu "op=$OP_PID"
 done
 log "logins against the fast OP: up to $FAST_LOGINS in ${FAST_SECONDS}s, concurrency $FAST_C"
-run_logins "sso-proxy/fast-op" "http://127.0.0.1:$P_SSOF/" 200 "$FAST_C" 30 # warm-up
+run_logins "warm-up/sso-proxy/fast-op" "http://127.0.0.1:$P_SSOF/" 200 "$FAST_C" 30
 run_logins "sso-proxy/fast-op" "http://127.0.0.1:$P_SSOF/" "$FAST_LOGINS" "$FAST_C" "$FAST_SECONDS" \
     --cpu "proxy=$SSOF_PID" --cpu "op=$FOP_PID" --rss "proxy=$SSOF_PID"
 
@@ -390,7 +404,7 @@ log "memory: $SESSIONS sessions per variant"
 
 # ---------------------------------------------------------------- report
 {
-    echo "{\"nproc\":$(nproc),"
+    echo "{\"nproc\":$(nproc),\"loadavg_start\":\"$LOADAVG_START\","
     echo "\"cpu_model\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\","
     echo "\"mem_total_kb\":$(awk '/MemTotal/{print $2}' /proc/meminfo),"
     echo "\"kernel\":\"$(uname -r)\","
@@ -400,6 +414,7 @@ log "memory: $SESSIONS sessions per variant"
     echo "\"wrk\":\"$(wrk -v 2>&1 | head -1 | awk '{print $2}')\",\"node\":\"$(node --version)\","
     echo "\"sso_proxy_commit\":\"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo +dirty)\"},"
     echo "\"settings\":{\"rounds\":$ROUNDS,\"duration_s\":$DURATION,\"wrk_threads\":$WRK_THREADS,\"wrk_conns\":$WRK_CONNS,"
+    echo "\"lat_conns\":$LAT_CONNS,\"lat_duration_s\":$LAT_DURATION,"
     echo "\"logins\":$LOGINS,\"login_concurrency\":$LOGIN_C,\"login_rounds\":$LOGIN_ROUNDS,\"fast_logins\":$FAST_LOGINS,"
     echo "\"fast_concurrency\":$FAST_C,\"fast_seconds\":$FAST_SECONDS,\"fast_alg\":\"$FAST_ALG\",\"sessions\":$SESSIONS}}"
 } >"$RAW/machine.json"
