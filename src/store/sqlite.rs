@@ -68,36 +68,36 @@ fn to_i64(v: u64) -> i64 {
 impl UserStore for SqliteStore {
     fn get(&self, provider: &str, subject: &str) -> Result<Option<UserRecord>, StoreError> {
         self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT email, name, clearml_id, clearml_role, first_login, last_login
                  FROM users WHERE provider = ?1 AND subject = ?2",
-                params![provider, subject],
-                |row| {
-                    Ok(UserRecord {
-                        provider: provider.to_owned(),
-                        subject: subject.to_owned(),
-                        email: row.get(0)?,
-                        name: row.get(1)?,
-                        clearml_id: row.get(2)?,
-                        clearml_role: row.get(3)?,
-                        first_login: to_u64(row.get(4)?),
-                        last_login: to_u64(row.get(5)?),
-                    })
-                },
-            )
+            )?
+            .query_row(params![provider, subject], |row| {
+                Ok(UserRecord {
+                    provider: provider.to_owned(),
+                    subject: subject.to_owned(),
+                    email: row.get(0)?,
+                    name: row.get(1)?,
+                    clearml_id: row.get(2)?,
+                    clearml_role: row.get(3)?,
+                    first_login: to_u64(row.get(4)?),
+                    last_login: to_u64(row.get(5)?),
+                })
+            })
             .optional()
         })
     }
 
     fn put(&self, r: &UserRecord) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO users (provider, subject, email, name, clearml_id, clearml_role, first_login, last_login)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (provider, subject) DO UPDATE SET
                    email = excluded.email, name = excluded.name, clearml_id = excluded.clearml_id,
                    clearml_role = excluded.clearml_role, last_login = excluded.last_login",
-                params![
+            )?
+            .execute(params![
                     r.provider,
                     r.subject,
                     r.email,
@@ -105,20 +105,16 @@ impl UserStore for SqliteStore {
                     r.clearml_id,
                     r.clearml_role,
                     to_i64(r.first_login),
-                    to_i64(r.last_login)
-                ],
-            )
+                to_i64(r.last_login)
+            ])
             .map(|_| ())
         })
     }
 
     fn email_known(&self, email: &str) -> Result<bool, StoreError> {
         self.with(|c| {
-            c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1 COLLATE NOCASE)",
-                params![email],
-                |row| row.get::<_, bool>(0),
-            )
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1 COLLATE NOCASE)")?
+                .query_row(params![email], |row| row.get::<_, bool>(0))
         })
     }
 }
