@@ -238,7 +238,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let listen = config.listen.to_string();
     let tls = config.tls.clone();
     let conf = ServerConf {
-        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        threads: config.threads,
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(10),
         ca_file: config

@@ -64,6 +64,8 @@ pub struct ClearmlConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Worker threads of the data path (`threads`, default: the number of CPUs).
+    pub threads: usize,
     pub upstream: Url,
     /// PEM bundle trusted for an `https://` upstream, besides the system roots.
     pub upstream_ca_file: Option<PathBuf>,
@@ -335,6 +337,7 @@ const REDACTED: &str = "<redacted>";
 pub fn render_redacted(config: &Config) -> String {
     let mut root = Mapping::new();
     put(&mut root, "listen", config.listen.to_string());
+    put(&mut root, "threads", config.threads as u64);
     put(&mut root, "upstream", config.upstream.as_str());
     put(
         &mut root,

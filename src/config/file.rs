@@ -53,6 +53,7 @@ use Kind::{Bool, Header, Int, List, Map, Str};
 
 pub(crate) const ROOT: &[(&str, Kind)] = &[
     ("listen", Str),
+    ("threads", Int),
     ("upstream", Str),
     ("upstream_ca_file", Str),
     ("public_url", Str),
@@ -367,6 +368,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     pub listen: Option<String>,
+    pub threads: Option<u64>,
     pub upstream: Option<String>,
     pub upstream_ca_file: Option<String>,
     pub public_url: Option<String>,

@@ -534,3 +534,16 @@ fn small_sanity_rules() {
     assert_eq!(c.session.max_lifetime, Duration::from_secs(7 * 86400));
     assert_eq!(c.session.idle_timeout, Duration::from_secs(90));
 }
+
+#[test]
+fn threads_default_to_the_cpus_and_are_bounded() {
+    let base = format!("upstream: http://app:80\npublic_url: https://app.example.com\nsession:\n  secret: {SECRET}\n");
+    let c = ok(Some(&base), &[]);
+    assert!(c.threads >= 1);
+    let one = ok(Some(&format!("{base}threads: 1\n")), &[]);
+    assert_eq!(one.threads, 1);
+    let p = problems(Some(&format!("{base}threads: 0\n")), &[]);
+    assert!(has(&p, "threads", "between 1 and 1024"), "{p:#?}");
+    let env = ok(Some(&base), &[("SSO_PROXY__THREADS", "3")]);
+    assert_eq!(env.threads, 3);
+}

@@ -158,6 +158,15 @@ fn trim_one_newline(mut text: String) -> String {
 pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let listen = cx.socket_addr("listen", raw.listen.as_deref());
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 4180)));
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = match raw.threads {
+        None => cpus,
+        Some(n @ 1..=1024) => usize::try_from(n).unwrap_or(cpus),
+        Some(n) => {
+            cx.error("threads", format!("`{n}` must be between 1 and 1024"));
+            cpus
+        }
+    };
     let upstream = required_url(cx, "upstream", raw.upstream.as_deref());
     let public_url = public_url(cx, raw.public_url.as_deref());
     let upstream_ca_file = cx.existing_file("upstream_ca_file", raw.upstream_ca_file);
@@ -189,6 +198,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let clearml = super::clearml::convert(cx, raw.clearml.unwrap_or_default());
     Some(Config {
         listen,
+        threads,
         upstream: upstream?,
         upstream_ca_file,
         public_url: public_url?,
