@@ -19,9 +19,12 @@
 # Knobs (environment): ROUNDS=5 DURATION=10 WRK_THREADS=1 WRK_CONNS=32 LAT_CONNS=4 LAT_DURATION=5
 # LOGINS=1000 LOGIN_C=8
 # LOGIN_ROUNDS=2 FAST_LOGINS=20000 FAST_C=32 FAST_SECONDS=30 SESSIONS=100000 SKIP_BUILD=0
+# SSO_THREADS=1 (sso-proxy's `threads`: on 2 CPUs shared with wrk, nginx, Apache and the OPs,
+# one data-path thread switches less and has the lower latency; empty = the CPU count)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
+SSO_THREADS=${SSO_THREADS-1}
 DURATION=${DURATION:-10}
 WRK_THREADS=${WRK_THREADS:-1}
 WRK_CONNS=${WRK_CONNS:-32}
@@ -193,6 +196,7 @@ public_url: http://127.0.0.1:$port
 session: { secret: "$SECRET", store: memory }
 state: { path: ":memory:" }
 log: { level: warn }
+${SSO_THREADS:+threads: $SSO_THREADS}
 providers:
   local:
     protocol: oidc
