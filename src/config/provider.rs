@@ -66,10 +66,16 @@ pub(crate) fn convert_all(
 /// For connections from the environment, names the variable that would set `key`:
 /// ` (set CLEARML__…)`. Empty for connections from the file, whose key is already named.
 fn hint(source: &str, id: &str, key: &str) -> String {
+    let secure = key == "client_id" || key.starts_with("client_secret");
+    variable_hint(source, id, key, "oauth_client", secure)
+}
+
+/// The variable hint for either protocol: `kind` is ClearML's `oauth_client` or `saml_client`,
+/// `secure` picks its `secure` namespace over `services`.
+pub(crate) fn variable_hint(source: &str, id: &str, key: &str, kind: &str, secure: bool) -> String {
     if source.starts_with("CLEARML__") || source.starts_with("TRAINS__") {
-        let secure = key == "client_id" || key.starts_with("client_secret");
         let namespace = if secure { "secure" } else { "services" };
-        format!(" (set CLEARML__{namespace}__login__sso__oauth_client__{id}__{key})")
+        format!(" (set CLEARML__{namespace}__login__sso__{kind}__{id}__{key})")
     } else if source.starts_with("SSO_PROXY__") {
         let var = format!("SSO_PROXY__PROVIDERS__{id}__{key}").to_ascii_uppercase();
         format!(" (set {var})")

@@ -296,16 +296,8 @@ pub(crate) fn convert_all(
 
 /// For connections from ClearML variables, names the variable that would set `key`.
 fn hint(source: &str, id: &str, key: &str) -> String {
-    if source.starts_with("CLEARML__") || source.starts_with("TRAINS__") {
-        let secure = key.starts_with("sp_private_key") || key.starts_with("sp_certificate");
-        let namespace = if secure { "secure" } else { "services" };
-        format!(" (set CLEARML__{namespace}__login__sso__saml_client__{id}__{key})")
-    } else if source.starts_with("SSO_PROXY__") {
-        let var = format!("SSO_PROXY__PROVIDERS__{id}__{key}").to_ascii_uppercase();
-        format!(" (set {var})")
-    } else {
-        String::new()
-    }
+    let secure = key.starts_with("sp_private_key") || key.starts_with("sp_certificate");
+    super::provider::variable_hint(source, id, key, "saml_client", secure)
 }
 
 fn convert(cx: &mut Ctx, id: &str, raw: RawSamlProvider) -> Option<SamlProviderConfig> {

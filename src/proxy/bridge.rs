@@ -21,8 +21,14 @@ pub fn strip_impersonation(req: &mut RequestHeader) {
         .headers
         .keys()
         .filter(|name| {
-            let canonical = name.as_str().replace('_', "-");
-            CLEARML_PREFIXES.iter().any(|p| canonical == *p)
+            // Allocation-free: header names are lower case; only `_` needs mapping.
+            let n = name.as_str().as_bytes();
+            CLEARML_PREFIXES.iter().any(|p| {
+                p.len() == n.len()
+                    && n.iter()
+                        .zip(p.as_bytes())
+                        .all(|(a, b)| *a == *b || (*a == b'_' && *b == b'-'))
+            })
         })
         .cloned()
         .collect();
