@@ -3,7 +3,7 @@
 //! errors naming the field, secrets never returned, invites, groups, users and the audit log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! and the audit log. A stored connection logs in after the restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use reqwest::Method;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! requests"): every defect is refused with a short 4xx page, no token on it, and no session.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::bad_op::Mode;

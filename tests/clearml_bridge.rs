@@ -9,7 +9,7 @@
 //! The `stand_in_*` tests check the stand-in itself and need no proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

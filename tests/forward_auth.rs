@@ -2,7 +2,7 @@
 //! without, 403 when `?allowed_groups=` does not match.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::browser::{Browser, Page};
 use support::stack::Stack;

@@ -2,7 +2,7 @@
 //! with `/_sso/jwks.json`, and a client-sent copy never passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;

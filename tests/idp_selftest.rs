@@ -2,7 +2,7 @@
 //! form, the users' claims in the ID token (groups included) and the PKCE modes it supports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};

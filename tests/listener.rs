@@ -2,7 +2,7 @@
 //! shutdown on SIGTERM. (WebSocket upgrades are covered in login_flow.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! identity headers, no client-sent copies of them, none of the proxy's cookies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! CSRF token of the form that `GET /_sso/logout` shows; `GET` alone never logs out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use reqwest::Method;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! The Prometheus listener (`metrics.listen`): request outcomes and logins per connection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::stack::{Stack, StackOptions, BAD};
 use support::util::free_port;

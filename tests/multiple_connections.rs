@@ -3,7 +3,7 @@
 //! the IdP, with `state`, `nonce`, PKCE S256 and the exact redirect URI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::browser::Browser;

@@ -3,7 +3,7 @@
 //! used as is, with only its three addresses swapped for test ports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -5,7 +5,7 @@
 //! case (alice, bob, carol), the rest against the BadOp.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -7,7 +7,7 @@
 //! configuration (issuer discovered from the authorize URL's parent path).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::bad_op::{BadOp, BadUser, Layout, Signer, Target};

@@ -2,7 +2,7 @@
 //! sent to a same-origin path or an `allowed_redirect_hosts` URL, anything else falls back to `/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::browser::Browser;

@@ -2,7 +2,7 @@
 //! encodings get 400. Requests are sent byte-exact with the raw client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::raw;

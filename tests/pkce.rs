@@ -3,7 +3,7 @@
 //! which verifies both methods.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::browser::Browser;

@@ -4,7 +4,7 @@
 //! and a failed refresh keeps the last good copy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! ones), identity headers at the upstream, groups → admin, SP metadata and Single Logout.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::browser::Browser;

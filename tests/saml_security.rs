@@ -3,7 +3,7 @@
 //! page naming the reason, and no session is created.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::browser::{Browser, Page};

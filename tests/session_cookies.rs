@@ -2,7 +2,7 @@
 //! foreign cookies count as no session and never cause a 5xx; the cookie store seals and chunks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use support::bad_op::BadUser;

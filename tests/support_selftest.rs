@@ -2,7 +2,7 @@
 //! They prove that the negative-case OP really produces each defect it claims to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
