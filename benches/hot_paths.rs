@@ -331,6 +331,7 @@ fn bench_pending(c: &mut Criterion) {
         return_to: "/projects/123/experiments?tab=all".to_owned(),
         created_at: NOW,
         test: false,
+        generation: 1,
     };
     let no_cookies = RequestCookies::default();
     g.bench_function("issue (seal)", |b| {

@@ -13,6 +13,8 @@ use crate::config::Config;
 use crate::providers::backchannel::Revocations;
 use crate::providers::jwks::JwksCache;
 use crate::providers::refresh::Refresher;
+use crate::providers::retired::Retired;
+use crate::providers::saml::replay::AssertionReplay;
 use crate::providers::Registry;
 use crate::proxy::decide::Routes;
 use crate::proxy::headers::StripRules;
@@ -56,6 +58,10 @@ pub enum StartError {
 pub struct App {
     pub config: Arc<Config>,
     pub registry: ArcSwap<Registry>,
+    /// Connections an admin edit replaced, for the logins started on them.
+    pub retired: Retired,
+    /// SAML assertions already used (all connections).
+    pub saml_replay: AssertionReplay,
     pub sessions: Arc<dyn SessionStore>,
     pub pending: PendingStore,
     pub cookie_names: CookieNames,
@@ -112,6 +118,8 @@ impl App {
             },
             strip: StripRules::new(&config.headers, &[]),
             registry: ArcSwap::from_pointee(registry),
+            saml_replay: AssertionReplay::default(),
+            retired: Retired::new(Duration::from_secs(session::pending::PENDING_TTL)),
             http,
             jwks,
             secure,

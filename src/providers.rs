@@ -6,6 +6,7 @@ pub mod id_token;
 pub mod jwks;
 pub mod oidc;
 pub mod refresh;
+pub mod retired;
 pub mod saml;
 
 use std::collections::BTreeMap;

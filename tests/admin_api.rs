@@ -669,3 +669,203 @@ async fn a_deleted_connection_callback_gets_a_clear_400() {
         401
     );
 }
+
+/// Drive a browser through the IdP's login form for `second` and stop before the callback.
+async fn start_second_login(stack: &AdminStack, browser: &Browser, user: &str) -> url::Url {
+    let base = url::Url::parse(&stack.base_url).unwrap();
+    let start = stack.url("/_sso/login?provider=second");
+    browser
+        .drive(&start, user, &format!("{user}-pw"), |u| {
+            u.origin() == base.origin() && u.path().starts_with("/callback_")
+        })
+        .await
+        .stopped_at
+        .expect("reached the callback")
+}
+
+#[tokio::test]
+async fn a_login_in_flight_finishes_on_the_settings_it_started_with() {
+    let stack = AdminStack::start(|_| {}).await;
+    stack.create_second("Second OP").await;
+    let before_edit = Browser::new();
+    let callback = start_second_login(&stack, &before_edit, "alice").await;
+    let before_toggle = Browser::new();
+    let toggled_callback = start_second_login(&stack, &before_toggle, "bob").await;
+
+    // The edit: a client secret the OP does not know, and a new name.
+    let mut settings = stack.second_settings("Edited OP");
+    settings["client_secret"] = json!("not-the-secret-the-op-knows-0123456789");
+    let (status, _, raw) = stack
+        .call(Method::PUT, "connections/second", Some(settings))
+        .await;
+    assert_eq!(status, 200, "{raw}");
+    assert!(stack.login_page().await.body.contains("Edited OP"));
+    stack.wait_ready().await;
+
+    // A login started after the edit uses the new secret, which the OP refuses...
+    let after = Browser::new()
+        .login(&stack.base_url, Some(SECOND), "alice", "alice-pw", None)
+        .await;
+    assert!(
+        after.callback_url.is_some() && !after.succeeded(),
+        "the edited secret is in use for new logins:\n  {}",
+        after.trail.join("\n  ")
+    );
+    // ...while the one started before it finishes with the settings it started with.
+    let page = before_edit.navigate(callback.as_str()).await;
+    assert!(page.is_redirect(), "{}", page.describe());
+    let me = before_edit.api_get(&stack.url("/_sso/userinfo")).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["user"], "alice", "{}", me.body);
+
+    // Deactivating is different: a login in flight to a connection switched off is refused.
+    let off = Some(json!({"active": false}));
+    let (status, _, _) = stack
+        .call(Method::POST, "connections/second/active", off)
+        .await;
+    assert_eq!(status, 200);
+    let page = before_toggle.navigate(toggled_callback.as_str()).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert_eq!(
+        before_toggle
+            .api_get(&stack.url("/_sso/userinfo"))
+            .await
+            .status,
+        401
+    );
+    stack.assert_no_secrets("proxy logs", &stack.proxy().logs());
+}
+
+/// Start a SAML login at `corp` in `browser`: `(RelayState, AuthnRequest ID)`.
+async fn start_corp_login(stack: &AdminStack, browser: &Browser) -> (String, String) {
+    let start = browser
+        .navigate(&stack.url("/_sso/login?provider=corp"))
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let location = start.location().unwrap();
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let request = sso_proxy::providers::saml::request::inflate(&param("SAMLRequest")).unwrap();
+    let doc = roxmltree::Document::parse(&request).unwrap();
+    let request_id = doc.root_element().attribute("ID").unwrap().to_owned();
+    (param("RelayState"), request_id)
+}
+
+/// POST a `SAMLResponse` to `corp`'s ACS from `browser`.
+async fn post_corp_acs(
+    stack: &AdminStack,
+    browser: &Browser,
+    relay: &str,
+    response: &str,
+) -> support::browser::Page {
+    let form = [("SAMLResponse", response), ("RelayState", relay)];
+    let acs = format!("{}/callback_corp", stack.public_url);
+    browser
+        .send(
+            browser
+                .client
+                .post(acs)
+                .header("origin", "null")
+                .form(&form),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_saml_login_in_flight_finishes_on_the_rules_it_started_with() {
+    use support::saml_bad_idp::{build, encode, BadIdp, ResponseSpec};
+    let stack = AdminStack::start(|_| {}).await;
+    let idp = BadIdp::new();
+    let settings = |admins: Value| {
+        json!({"id": "corp", "protocol": "saml", "display_name": "Corp",
+               "idp_metadata": idp.metadata(true),
+               "groups": {"enabled": true, "admins": admins}})
+    };
+    let (status, _, raw) = stack
+        .call(
+            Method::POST,
+            "connections",
+            Some(settings(json!(["admins"]))),
+        )
+        .await;
+    assert_eq!(status, 201, "{raw}");
+    let entity_id = format!("{}/_sso/saml/corp/metadata", stack.public_url);
+    let acs = format!("{}/callback_corp", stack.public_url);
+    // sam (IdP group `admins`) answers for a login started before the edit, and another browser
+    // starts one too.
+    let early = Browser::new();
+    let (relay, request_id) = start_corp_login(&stack, &early).await;
+    let spec = ResponseSpec::valid(Some(&request_id), &entity_id, &acs, "sam");
+    let response = encode(&build(&spec, &idp.keys.key));
+    let other = Browser::new();
+    let (other_relay, _) = start_corp_login(&stack, &other).await;
+
+    // The edit: `admins` no longer lists the IdP group.
+    let (status, _, raw) = stack
+        .call(Method::PUT, "connections/corp", Some(settings(json!([]))))
+        .await;
+    assert_eq!(status, 200, "{raw}");
+
+    // The early login finishes on the rules it started with: sam is an admin.
+    let page = post_corp_acs(&stack, &early, &relay, &response).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let me = early.api_get(&stack.url("/_sso/userinfo")).await;
+    let got = (
+        me.json()["user"].as_str().map(str::to_owned),
+        me.json()["admin"].as_bool(),
+    );
+    assert_eq!(got, (Some("sam".to_owned()), Some(true)), "{}", me.body);
+    // The other login's state does not accept an answer to the early one's request.
+    let crossed = post_corp_acs(&stack, &other, &other_relay, &response).await;
+    assert_eq!(crossed.status, 400, "{}", crossed.body);
+    // An unsolicited assertion used before the edit stays used after it (the replay memory
+    // is the process's, not the rebuilt connection's).
+    let unsolicited = ResponseSpec::valid(None, &entity_id, &acs, "sam");
+    let unsolicited = encode(&build(&unsolicited, &idp.keys.key));
+    let with_idp_initiated = |admins: Value| {
+        let mut s = settings(admins);
+        s["allow_idp_initiated"] = json!(true);
+        s
+    };
+    let (status, _, raw) = stack
+        .call(
+            Method::PUT,
+            "connections/corp",
+            Some(with_idp_initiated(json!([]))),
+        )
+        .await;
+    assert_eq!(status, 200, "{raw}");
+    let first = post_corp_acs(&stack, &Browser::new(), "", &unsolicited).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    let (status, _, raw) = stack
+        .call(
+            Method::PUT,
+            "connections/corp",
+            Some(with_idp_initiated(json!(["x"]))),
+        )
+        .await;
+    assert_eq!(status, 200, "{raw}");
+    let again = post_corp_acs(&stack, &Browser::new(), "", &unsolicited).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert!(again.body.contains("already used"), "{}", again.body);
+
+    // A login started after the edit follows the new rules.
+    let fresh = Browser::new();
+    let (relay, request_id) = start_corp_login(&stack, &fresh).await;
+    let spec = ResponseSpec::valid(Some(&request_id), &entity_id, &acs, "sam");
+    let page = post_corp_acs(
+        &stack,
+        &fresh,
+        &relay,
+        &encode(&build(&spec, &idp.keys.key)),
+    )
+    .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let me = fresh.api_get(&stack.url("/_sso/userinfo")).await;
+    assert_eq!(me.json()["admin"].as_bool(), Some(false), "{}", me.body);
+}

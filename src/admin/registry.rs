@@ -216,6 +216,7 @@ pub fn rebuild(app: &App, fresh: Option<Built>) -> Result<(), StoreError> {
             }
         }
     }
+    app.retired.retire_replaced(&old, &next);
     app.registry.store(Arc::new(next));
     if let Ok(mut built) = admin.built.lock() {
         *built = fingerprints;

@@ -90,6 +90,7 @@ pub async fn start(app: &App, req: &Request<'_>) -> Response {
         return_to: "/_sso/admin/connections".to_owned(),
         created_at: app.now(),
         test: true,
+        generation: 0,
     };
     let started = match target.as_ref() {
         Built::Oidc(p) => {
@@ -217,7 +218,7 @@ fn saml(
     if encoded.len() > MAX_ENCODED_RESPONSE {
         return Outcome::failed("the SAMLResponse is too large".into());
     }
-    match p.complete(&encoded, Some(&pending.nonce), app.now()) {
+    match p.complete(&encoded, Some(&pending.nonce), app.now(), &app.saml_replay) {
         Ok(result) => {
             let c = &p.config;
             let known_groups = app.known_groups();

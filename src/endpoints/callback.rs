@@ -43,6 +43,8 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
             "the login was started at another connection".into(),
         ));
     }
+    // Finish on the build of the connection the login started on, even if an edit replaced it.
+    let provider = &app.retired.oidc_for(provider, pending.generation);
     let clear = vec![clear_pending];
     if let Some(iss) = req.query_param("iss") {
         provider.check_response_issuer(&iss)?;

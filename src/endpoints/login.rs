@@ -75,6 +75,7 @@ pub async fn start(
         return_to,
         created_at: app.now(),
         test: false,
+        generation: provider.generation,
     };
     let url = provider.authorization_url(&pending).await?;
     if provider.config.debug {

@@ -5,6 +5,8 @@
 //! gets an error page (400, 403 for signature failures, 413 when oversized) and no session.
 //! `GET /callback_<id>` with a `SAMLResponse` is the return from SP-initiated Single Logout.
 
+use std::sync::Arc;
+
 use http::Method;
 
 use super::redirect::safe_target;
@@ -34,7 +36,11 @@ fn refused(e: ResponseError) -> Error {
     Error::Saml(SamlError::Response(e))
 }
 
-async fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Response, Error> {
+async fn acs(
+    app: &App,
+    provider: &Arc<SamlProvider>,
+    req: &Request<'_>,
+) -> Result<Response, Error> {
     let encoded = req
         .form_param("SAMLResponse")
         .filter(|s| !s.is_empty())
@@ -69,8 +75,13 @@ async fn acs(app: &App, provider: &SamlProvider, req: &Request<'_>) -> Result<Re
             "the login was started at another connection".into(),
         ));
     }
+    // Finish on the build of the connection the login started on, even if an edit replaced it.
+    let provider = &*match &pending {
+        Some(p) => app.retired.saml_for(provider, p.generation),
+        None => provider.clone(),
+    };
     let request_id = pending.as_ref().map(|p| p.nonce.as_str());
-    let result = provider.complete(&encoded, request_id, now).inspect_err(|e| {
+    let result = provider.complete(&encoded, request_id, now, &app.saml_replay).inspect_err(|e| {
         tracing::info!(provider = %provider.id(), request_id = %req.request_id, error = %e, "SAML response refused");
     })?;
     let c = &provider.config;

@@ -22,6 +22,7 @@ pub fn start(
         return_to,
         created_at: app.now(),
         test: false,
+        generation: provider.generation,
     };
     let url = provider.login_url(&pending)?;
     if provider.config.debug {

@@ -114,6 +114,8 @@ pub struct LoginResult {
 pub struct OidcProvider {
     pub config: OidcProviderConfig,
     pub redirect_uri: Url,
+    /// This build of the connection's settings (see [`super::retired`]).
+    pub generation: u64,
     metadata: ArcSwapOption<Metadata>,
     http: reqwest::Client,
     jwks: Arc<JwksCache>,
@@ -130,6 +132,7 @@ impl OidcProvider {
             .join(&format!("callback_{}", config.id))
             .map_err(|_| OidcError::Discovery("cannot build the callback URL".into()))?;
         let provider = OidcProvider {
+            generation: super::retired::next_generation(),
             metadata: ArcSwapOption::empty(),
             config,
             redirect_uri,

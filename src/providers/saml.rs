@@ -5,6 +5,7 @@
 //! SP-initiated Single Logout.
 
 pub mod metadata;
+pub mod replay;
 pub mod request;
 pub mod structure;
 pub mod verify;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use moka::sync::Cache;
 use openssl::pkey::{PKey, Private};
 use serde_json::{Map, Value};
 use url::Url;
@@ -23,12 +23,11 @@ use crate::config::{IdpMetadataSource, SamlProviderConfig};
 use crate::identity::{map_claims, Identity, MappingRules, Refusal};
 use crate::session::{PendingLogin, Session};
 use metadata::{IdpMetadata, MetadataError};
+use replay::AssertionReplay;
 use verify::{Expectations, ResponseError, VerifiedAssertion};
 
 /// Largest IdP metadata document fetched from a URL.
 const MAX_METADATA_BYTES: usize = 4 * 1024 * 1024;
-/// Assertion ids remembered at most per connection.
-const MAX_REPLAY_ENTRIES: u64 = 1_000_000;
 
 /// Why a SAML login (or setting up a connection) failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,27 +75,14 @@ pub struct SamlProvider {
     pub entity_id: String,
     /// `<public_url>/callback_<id>`: ACS and SLO return.
     pub acs_url: Url,
+    /// This build of the connection's settings (see [`super::retired`]).
+    pub generation: u64,
     metadata: ArcSwapOption<IdpMetadata>,
     /// Unix seconds of the last metadata fetch attempt that succeeded.
     fetched_at: AtomicU64,
     key: Option<PKey<Private>>,
     cert_der: Option<Vec<u8>>,
-    /// Assertion ids seen, each kept until the assertion itself expires.
-    replay: Cache<String, u64>,
     http: reqwest::Client,
-}
-
-struct UntilExpiry;
-
-impl moka::Expiry<String, u64> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        ttl_secs: &u64,
-        _now: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(*ttl_secs))
-    }
 }
 
 impl SamlProvider {
@@ -119,11 +105,8 @@ impl SamlProvider {
         if config.insecure_allow_sha1 {
             tracing::warn!(provider = %config.id, "insecure_allow_sha1 is on: SHA-1 XML signatures are accepted (insecure)");
         }
-        let replay = Cache::builder()
-            .max_capacity(MAX_REPLAY_ENTRIES)
-            .expire_after(UntilExpiry)
-            .build();
         Ok(SamlProvider {
+            generation: super::retired::next_generation(),
             metadata: ArcSwapOption::new(config.idp_metadata.clone()),
             fetched_at: AtomicU64::new(0),
             config,
@@ -131,7 +114,6 @@ impl SamlProvider {
             acs_url,
             key,
             cert_der,
-            replay,
             http,
         })
     }
@@ -217,12 +199,14 @@ impl SamlProvider {
     }
 
     /// Verify a posted `SAMLResponse` and map the identity. `request_id` is the AuthnRequest
-    /// ID of this browser's pending login, `None` for an unsolicited response.
+    /// ID of this browser's pending login, `None` for an unsolicited response; `replay` is the
+    /// process's memory of assertions already used.
     pub fn complete(
         &self,
         saml_response: &str,
         request_id: Option<&str>,
         now: u64,
+        replay: &AssertionReplay,
     ) -> Result<SamlLogin, SamlError> {
         if request_id.is_none() && !self.config.allow_idp_initiated {
             return Err(ResponseError::Unsolicited.into());
@@ -240,7 +224,7 @@ impl SamlProvider {
             now: now_secs,
         };
         let assertion = verify::verify(saml_response, &want)?;
-        self.remember_assertion(&assertion, now_secs)?;
+        replay.remember(&self.config.id, &assertion, now_secs)?;
         let claims = claims(&assertion, &self.config.groups.claim);
         let rules = MappingRules {
             provider: &self.config.id,
@@ -257,20 +241,6 @@ impl SamlProvider {
             claims,
             assertion,
         })
-    }
-
-    /// Single use: an assertion id is refused while the assertion could still be valid.
-    fn remember_assertion(&self, a: &VerifiedAssertion, now: i64) -> Result<(), SamlError> {
-        let ttl = u64::try_from(a.valid_until.saturating_sub(now))
-            .unwrap_or(0)
-            .max(1);
-        let key = format!("{}\n{}", self.config.id, a.id);
-        let fresh = self.replay.entry(key).or_insert(ttl).is_fresh();
-        if fresh {
-            Ok(())
-        } else {
-            Err(ResponseError::Replayed.into())
-        }
     }
 
     /// Our SP metadata XML.

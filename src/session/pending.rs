@@ -45,6 +45,10 @@ pub struct PendingLogin {
     /// A Test Provider login (admin plane): the callback shows what came back, no session.
     #[serde(default)]
     pub test: bool,
+    /// The build of the connection the login started on: the callback finishes on that one
+    /// even when an admin edit replaced it since (0: unknown, the current one is used).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// Why a callback's `state` does not lead to a pending login.
@@ -257,6 +261,8 @@ impl std::fmt::Debug for PendingLogin {
             .field("provider", &self.provider)
             .field("return_to", &self.return_to)
             .field("created_at", &self.created_at)
+            .field("test", &self.test)
+            .field("generation", &self.generation)
             .finish()
     }
 }

@@ -17,6 +17,7 @@ fn login(created_at: u64) -> PendingLogin {
         return_to: "/projects?x=1".into(),
         created_at,
         test: false,
+        generation: 7,
     }
 }
 
