@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use sso_proxy::config::{self, Sources};
 
+/// mimalloc instead of glibc malloc: the data path allocates per request (headers, buffers),
+/// and glibc's malloc/free took about 14% of the proxy's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Single sign-on (OIDC) reverse proxy and forward-auth server.
 #[derive(Debug, Parser)]
 #[command(name = "sso-proxy", version, about)]

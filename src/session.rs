@@ -6,6 +6,7 @@ pub mod memory;
 pub mod pending;
 pub mod sealed;
 pub mod stateless;
+pub mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,17 +21,18 @@ pub use memory::MemoryStore;
 pub use pending::{PendingError, PendingLogin, PendingStore};
 pub use sealed::Sealer;
 pub use stateless::CookieStore;
+pub use token::StoredToken;
 
 /// A logged-in user: who they are, the tokens the IdP gave, and when the session ends.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub identity: Identity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
+    pub id_token: Option<StoredToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
+    pub access_token: Option<StoredToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<StoredToken>,
     /// When the access token expires (unix seconds), for refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_expires_at: Option<u64>,
@@ -134,9 +136,6 @@ impl Session {
             &mut identity.given_name,
             &mut identity.family_name,
             &mut identity.picture,
-            &mut self.id_token,
-            &mut self.access_token,
-            &mut self.refresh_token,
         ]
         .into_iter()
         .flatten()
@@ -147,7 +146,7 @@ impl Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redact = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        let redact = |t: &Option<StoredToken>| t.as_ref().map(|_| "<redacted>");
         f.debug_struct("Session")
             .field("identity", &self.identity)
             .field("id_token", &redact(&self.id_token))

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use sso_proxy::config::{Secret, SessionConfig, SessionStoreKind};
-use sso_proxy::session::{MemoryStore, Session, SessionStore};
+use sso_proxy::session::{MemoryStore, Session, SessionStore, StoredToken};
 
 use super::tokens;
 use super::Args;
@@ -128,10 +128,10 @@ pub fn main(args: &Args) -> Result<(), String> {
 fn make(n: u64, variant: &str, id_token: &str, access_token: &str, now: u64) -> Session {
     let mut s = Session::new(tokens::identity(n), now, Duration::from_secs(12 * 3600));
     if variant != "default" {
-        s.id_token = Some(id_token.to_owned());
+        s.id_token = Some(StoredToken::new(id_token.to_owned()));
     }
     if variant == "tokens" {
-        s.access_token = Some(access_token.to_owned());
+        s.access_token = Some(StoredToken::new(access_token.to_owned()));
     }
     s
 }

@@ -24,6 +24,10 @@ mod tokens;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+/// The proxy binary's allocator (src/main.rs), so `memory` and `serve` measure what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: load_tools <command> [--key value ...]
   fast-op --port P [--alg ES256|RS256] [--client-id ID --client-secret S] [--threads N]

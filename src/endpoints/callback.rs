@@ -9,7 +9,7 @@ use crate::endpoints::login_finish::finish;
 use crate::error::Error;
 use crate::identity::Admission;
 use crate::providers::oidc::{LoginResult, OidcError, OidcProvider};
-use crate::session::Session;
+use crate::session::{Session, StoredToken};
 
 pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, Error> {
     if req.method != Method::GET {
@@ -84,13 +84,13 @@ fn new_session(app: &App, provider: &OidcProvider, result: LoginResult) -> Sessi
     let headers = &app.config.headers;
     let mut session = Session::new(result.identity, now, app.config.session.max_lifetime);
     if provider.config.idp_logout || headers.pass_authorization {
-        session.id_token = result.id_token;
+        session.id_token = result.id_token.map(StoredToken::new);
     }
     if headers.pass_access_token {
-        session.access_token = result.access_token;
+        session.access_token = result.access_token.map(StoredToken::new);
     }
     // Kept for refresh (which also notices a user disabled at the IdP) and revocation.
-    session.refresh_token = result.refresh_token;
+    session.refresh_token = result.refresh_token.map(StoredToken::new);
     session.access_expires_at = result.access_expires_at;
     let claim = |name: &str| {
         result

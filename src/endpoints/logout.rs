@@ -72,10 +72,10 @@ async fn revoke_tokens(app: &App, session: &Session) {
         return;
     };
     if let Some(t) = &session.refresh_token {
-        provider.revoke(t, "refresh_token").await;
+        provider.revoke(&t.expose(), "refresh_token").await;
     }
     if let Some(t) = &session.access_token {
-        provider.revoke(t, "access_token").await;
+        provider.revoke(&t.expose(), "access_token").await;
     }
 }
 
@@ -134,7 +134,7 @@ pub(crate) fn idp_logout_url(app: &App, session: &Session, rd: &str) -> Option<S
     {
         let mut q = url.query_pairs_mut();
         if let Some(hint) = &session.id_token {
-            q.append_pair("id_token_hint", hint);
+            q.append_pair("id_token_hint", &hint.expose());
         }
         q.append_pair("client_id", &provider.config.client_id);
         q.append_pair("post_logout_redirect_uri", back.as_str());

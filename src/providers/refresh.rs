@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::oidc::OidcError;
 use crate::app::App;
-use crate::session::{LoadedSession, RequestCookies, Session};
+use crate::session::{LoadedSession, RequestCookies, Session, StoredToken};
 
 /// Refresh this long before the access token expires.
 pub const REFRESH_MARGIN: u64 = 60;
@@ -69,7 +69,7 @@ impl Refresher {
         cookies: &RequestCookies,
     ) -> Outcome {
         let session = &loaded.session;
-        let Some(token) = session.refresh_token.as_deref() else {
+        let Some(token) = session.refresh_token.as_ref().map(StoredToken::expose) else {
             return Outcome::Unchanged;
         };
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -103,17 +103,17 @@ async fn refresh(app: &App, session: Arc<Session>) -> Shared {
     let Some(provider) = registry.get(&provider_id) else {
         return Shared::Ended;
     };
-    let Some(token) = session.refresh_token.as_deref() else {
+    let Some(token) = session.refresh_token.as_ref().map(StoredToken::expose) else {
         return Shared::Failed;
     };
-    match provider.refresh(token, app.now()).await {
+    match provider.refresh(&token, app.now()).await {
         Ok(tokens) => {
             let mut next = (*session).clone();
             if let Some(rotated) = tokens.refresh_token {
-                next.refresh_token = Some(rotated);
+                next.refresh_token = Some(StoredToken::new(rotated));
             }
             if next.access_token.is_some() {
-                next.access_token = tokens.access_token;
+                next.access_token = tokens.access_token.map(StoredToken::new);
             }
             next.access_expires_at = tokens.access_expires_at;
             tracing::debug!(provider = %provider_id, "session refreshed");

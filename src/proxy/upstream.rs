@@ -58,8 +58,8 @@ pub fn prepare(
     if app.config.headers.pass_access_token {
         if let Some((n, v)) = session
             .access_token
-            .as_deref()
-            .and_then(|t| header_pair("x-forwarded-access-token", t))
+            .as_ref()
+            .and_then(|t| header_pair("x-forwarded-access-token", &t.expose()))
         {
             req.insert_header(n, v)?;
         }
@@ -76,8 +76,8 @@ pub fn prepare(
     if app.config.headers.pass_authorization {
         if let Some(v) = session
             .id_token
-            .as_deref()
-            .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
+            .as_ref()
+            .and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok())
         {
             req.insert_header(AUTHORIZATION, v)?;
         }

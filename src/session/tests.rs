@@ -29,9 +29,9 @@ fn session(token_len: usize) -> Session {
         ..Identity::default()
     };
     let mut s = Session::new(identity, NOW, Duration::from_secs(MAX));
-    s.id_token = Some("i".repeat(token_len));
-    s.access_token = Some("a".repeat(token_len));
-    s.refresh_token = Some("r".repeat(token_len));
+    s.id_token = Some(StoredToken::new("i".repeat(token_len)));
+    s.access_token = Some(StoredToken::new("a".repeat(token_len)));
+    s.refresh_token = Some(StoredToken::new("r".repeat(token_len)));
     s
 }
 
@@ -280,7 +280,14 @@ fn stale_chunks_are_cleared_when_the_session_shrinks() {
     let loaded = store
         .load(&RequestCookies::parse([header.as_bytes()]), NOW)
         .unwrap();
-    assert_eq!(loaded.session.access_token.as_deref(), Some("aaaaaaaaaa"));
+    assert_eq!(
+        loaded
+            .session
+            .access_token
+            .as_ref()
+            .map(|t| t.expose().into_owned()),
+        Some("aaaaaaaaaa".to_owned())
+    );
     assert!(loaded.set_cookies.len() >= 3);
     assert!(loaded
         .set_cookies
