@@ -10,7 +10,8 @@ source scripts/common.sh
 step "System packages"
 # nginx: tests/nginx_auth_request.rs; simplesamlphp, php: the SAML login tests' real IdP;
 # chromium: tests/admin_browser.rs (headless, driven by playwright-core).
-ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml chromium
+# python3-venv: the Helm chart check's venv (helm/tests/setup.sh).
+ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml chromium python3-venv
 ensure_node
 echo "node $(node --version), npm $(npm --version)"
 
@@ -32,6 +33,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 cargo nextest run -j 2 --no-fail-fast
+
+step "Helm chart (helm/tests/check_chart.py)"
+# The real Helm v4 library (pinned PyPI packages in .venv-helm/) and the debug binary built above.
+bash helm/tests/setup.sh
+SSO_PROXY_BIN=target/debug/sso-proxy .venv-helm/bin/python helm/tests/check_chart.py
 
 step "cargo bench --no-run (benchmarks compile; dev profile reuses the test build)"
 # The optimised build is benches/load/run.sh's job; here we only prove the benches compile,
