@@ -31,10 +31,14 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -302,6 +306,20 @@ def proxy_accepts(m: Manifests, env: dict[str, str]) -> dict[str, Any]:
     expect(isinstance(effective, dict), "--check-config printed no YAML mapping")
     expect((effective.get("session") or {}).get("secret") == "<redacted>", "session.secret did not reach the proxy")
     return effective
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback only
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
 
 
 def random_secret() -> str:
@@ -716,6 +734,60 @@ def main() -> int:
         expect(eff["clearml"]["enabled"] is True and eff["clearml"]["api_secret"] == "<redacted>", "bridge not configured")
         return "exit 0"
     check("sso-proxy --check-config accepts the sidecar render", proxy_sidecar)
+
+    def proxy_serves_probes() -> str:
+        # The default render has no connection and no bridge, so the proxy contacts nothing: it is
+        # started on loopback, asked for the probes' paths and /metrics, and stopped.
+        m = rendered["default"]
+        c = container_of(m.one("Deployment"))
+        paths = [c["livenessProbe"]["httpGet"]["path"], c["readinessProbe"]["httpGet"]["path"]]
+        port, metrics_port = free_port(), free_port()
+        with tempfile.TemporaryDirectory(prefix="sso-proxy-chart-") as tmp:
+            config = Path(tmp) / "config.yaml"
+            config.write_text(m.one("ConfigMap")["data"]["config.yaml"], encoding="utf-8")
+            (Path(tmp) / "state").mkdir()
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+                   **pod_env(m, c, {}),
+                   # The pod's volume at persistence.mountPath, and a metrics listener.
+                   "SSO_PROXY__STATE__PATH": f"{tmp}/state/sso-proxy.db",
+                   "SSO_PROXY__METRICS__LISTEN": f"127.0.0.1:{metrics_port}"}
+            expect(BIN.is_file(), f"{BIN} does not exist")
+            with open(Path(tmp) / "proxy.log", "w+", encoding="utf-8") as log:
+                # The upstream is resolved at start-up (never contacted here): a loopback one.
+                proc = subprocess.Popen([str(BIN), "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                                         "--upstream", f"http://127.0.0.1:{free_port()}"],
+                                        env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+                try:
+                    base = f"http://127.0.0.1:{port}"
+                    deadline = time.monotonic() + 30
+                    while True:
+                        if proc.poll() is not None:
+                            log.seek(0)
+                            raise CheckFailed(f"the proxy exited with {proc.returncode}: {log.read()[-800:]}")
+                        try:
+                            if http_get(base + paths[0])[0] == 200:
+                                break
+                        except OSError:
+                            pass
+                        expect(time.monotonic() < deadline, "the proxy did not answer within 30 s")
+                        time.sleep(0.2)
+                    for path in paths:
+                        status, body = http_get(base + path)
+                        expect(status == 200, f"GET {path} answered {status}: {body[:200]}")
+                    status, _ = http_get(base + "/_sso/no-such-probe")
+                    expect(status == 404, f"GET /_sso/no-such-probe answered {status}: the probe check proves nothing")
+                    status, body = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+                    expect(status == 200 and "# TYPE" in body, f"GET /metrics answered {status}")
+                    expect((Path(tmp) / "state" / "sso-proxy.db").exists(), "no state database at state.path")
+                finally:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+        return f"{paths[0]} and {paths[1]} 200, /metrics 200"
+    check("the proxy started from the default render answers the probes' paths (loopback)", proxy_serves_probes)
 
     def proxy_rejects() -> str:
         # Values that Helm and the schema accept, but the proxy refuses: the binary is the judge.
