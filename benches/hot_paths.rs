@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use futures_util::FutureExt as _;
 use http::{HeaderMap, HeaderValue, Method};
 use jsonwebtoken::Algorithm;
 use pingora::http::RequestHeader;
@@ -85,7 +86,11 @@ fn bench_sessions(c: &mut Criterion) {
     let memory = build_store(&session_config(SessionStoreKind::Memory), false);
     let mut headers = Vec::new();
     for n in 0..SESSIONS {
-        let set = memory.create(new_session(n), NOW).unwrap();
+        let set = memory
+            .create(new_session(n), NOW)
+            .now_or_never()
+            .expect("the memory and cookie stores never wait")
+            .unwrap();
         if n % 1000 == 0 {
             let pairs: Vec<String> = set.iter().map(|s| cookie_pair(s).to_owned()).collect();
             headers.push(browser_cookie_header(&pairs));
@@ -96,7 +101,11 @@ fn bench_sessions(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % headers.len();
             let cookies = RequestCookies::parse([headers[i].as_bytes()]);
-            let loaded = memory.load(&cookies, NOW + 5).unwrap();
+            let loaded = memory
+                .load(&cookies, NOW + 5)
+                .now_or_never()
+                .expect("the memory and cookie stores never wait")
+                .unwrap();
             black_box(loaded.session.identity.user.len())
         })
     });
@@ -105,13 +114,23 @@ fn bench_sessions(c: &mut Criterion) {
     g.bench_function("memory_10k/garbage_cookie", |b| {
         b.iter(|| {
             let cookies = RequestCookies::parse([garbage.as_bytes()]);
-            black_box(memory.load(&cookies, NOW + 5).is_none())
+            black_box(
+                memory
+                    .load(&cookies, NOW + 5)
+                    .now_or_never()
+                    .expect("the memory and cookie stores never wait")
+                    .is_none(),
+            )
         })
     });
 
     // The sealed cookie store: the whole identity travels in the cookie.
     let cookie_store = build_store(&session_config(SessionStoreKind::Cookie), false);
-    let set = cookie_store.create(new_session(7), NOW).unwrap();
+    let set = cookie_store
+        .create(new_session(7), NOW)
+        .now_or_never()
+        .expect("the memory and cookie stores never wait")
+        .unwrap();
     let pairs: Vec<String> = set
         .iter()
         .filter(|s| !s.contains("Max-Age=0"))
@@ -121,18 +140,36 @@ fn bench_sessions(c: &mut Criterion) {
     g.bench_function("cookie_store/parse_cookies+load", |b| {
         b.iter(|| {
             let cookies = RequestCookies::parse([header.as_bytes()]);
-            let loaded = cookie_store.load(&cookies, NOW + 5).unwrap();
+            let loaded = cookie_store
+                .load(&cookies, NOW + 5)
+                .now_or_never()
+                .expect("the memory and cookie stores never wait")
+                .unwrap();
             black_box(loaded.session.identity.user.len())
         })
     });
     g.bench_function("cookie_store/create", |b| {
-        b.iter(|| black_box(cookie_store.create(new_session(9), NOW).unwrap()))
+        b.iter(|| {
+            black_box(
+                cookie_store
+                    .create(new_session(9), NOW)
+                    .now_or_never()
+                    .expect("the memory and cookie stores never wait")
+                    .unwrap(),
+            )
+        })
     });
     g.bench_function("memory_10k/create", |b| {
         let mut n = SESSIONS;
         b.iter(|| {
             n += 1;
-            black_box(memory.create(new_session(n), NOW).unwrap())
+            black_box(
+                memory
+                    .create(new_session(n), NOW)
+                    .now_or_never()
+                    .expect("the memory and cookie stores never wait")
+                    .unwrap(),
+            )
         })
     });
     g.finish();
@@ -297,13 +334,13 @@ fn bench_id_token(c: &mut Criterion) {
         g.bench_function(format!("{:?}/header+jwks+signature+claims", key.alg), |b| {
             b.iter(|| black_box(verify_all()))
         });
-        // The signature check alone: jsonwebtoken's rust_crypto backend (what the proxy uses)
+        // The signature check alone: jsonwebtoken with its aws-lc-rs backend (what the proxy uses)
         // next to ring on the same token, for reference.
         let k = rt
             .block_on(cache.key(&jwks_uri, Some(&key.kid), key.alg))
             .unwrap();
         g.bench_function(
-            format!("{:?}/signature only (jsonwebtoken rust_crypto)", key.alg),
+            format!("{:?}/signature only (jsonwebtoken aws-lc-rs)", key.alg),
             |b| b.iter(|| black_box(verify_signature(&token, key.alg, &k.key).unwrap())),
         );
         let reference = tokens::RingVerifier::new(&key.jwk);
@@ -397,7 +434,11 @@ fn bench_request(c: &mut Criterion) {
         build_store(&session_config(SessionStoreKind::Memory), false);
     let mut cookie = String::new();
     for n in 0..SESSIONS {
-        let set = store.create(new_session(n), NOW).unwrap();
+        let set = store
+            .create(new_session(n), NOW)
+            .now_or_never()
+            .expect("the memory and cookie stores never wait")
+            .unwrap();
         if n == SESSIONS / 2 {
             cookie = browser_cookie_header(&[cookie_pair(&set[0]).to_owned()]);
         }
@@ -418,7 +459,10 @@ fn bench_request(c: &mut Criterion) {
                 let path = normalize(r.uri.path()).unwrap();
                 let cookies =
                     RequestCookies::parse(r.headers.get_all("cookie").iter().map(|v| v.as_bytes()));
-                let loaded = store.load(&cookies, NOW + 5);
+                let loaded = store
+                    .load(&cookies, NOW + 5)
+                    .now_or_never()
+                    .expect("the memory and cookie stores never wait");
                 let view = RequestView {
                     method: &r.method,
                     path: &path,

@@ -103,7 +103,7 @@ impl SsoProxy {
         let loaded = if api_client {
             None
         } else {
-            app.sessions.load(&cookies, app.now())
+            app.sessions.load(&cookies, app.now()).await
         };
         let (loaded, mut session_cookies) = revalidate(app, loaded, &cookies).await;
         let view = RequestView {
@@ -114,15 +114,18 @@ impl SsoProxy {
         let mut decision = decide(view, loaded.is_some() || api_client, &app.routes);
         let rewrite = match (&app.bridge, &decision) {
             (Some(_), Decision::Own(_)) => None,
-            (Some(bridge), _) if !api_client => bridge::plan(
-                app,
-                bridge,
-                &path,
-                &cookies,
-                loaded.as_ref(),
-                &mut decision,
-                &mut session_cookies,
-            ),
+            (Some(bridge), _) if !api_client => {
+                bridge::plan(
+                    app,
+                    bridge,
+                    &path,
+                    &cookies,
+                    loaded.as_ref(),
+                    &mut decision,
+                    &mut session_cookies,
+                )
+                .await
+            }
             _ => None,
         };
         tracing::debug!(?decision, path = %path, api_client, "decided");
@@ -221,7 +224,7 @@ async fn revalidate(
     };
     if app.revocations.is_revoked(&loaded.session) {
         tracing::debug!(user = %loaded.session.identity.user, "session ended by back-channel logout");
-        return (None, app.sessions.destroy(cookies));
+        return (None, app.sessions.destroy(cookies).await);
     }
     if !refresh::due(&loaded.session, app.now()) {
         let set = std::mem::take(&mut loaded.set_cookies);

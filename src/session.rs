@@ -62,16 +62,18 @@ pub struct LoadedSession {
     pub set_cookies: Vec<String>,
 }
 
-/// Where sessions live. Implementations never fail or panic on bad cookies.
+/// Where sessions live. Implementations never fail or panic on bad cookies. Async because a
+/// shared store answers over the network; the memory and cookie stores never wait.
+#[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
     /// The session named by the request's cookies. Missing, garbage, truncated, tampered or
     /// expired → `None` (never an error, never a panic). Logs why at debug level.
-    fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession>;
+    async fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession>;
     /// Stores a NEW session (always a fresh id: no fixation) and returns the `Set-Cookie` values.
-    fn create(&self, session: Session, now: u64) -> Result<Vec<String>, SessionError>;
+    async fn create(&self, session: Session, now: u64) -> Result<Vec<String>, SessionError>;
     /// Replaces the session named by the cookies (after a token refresh), keeping its id, and
     /// returns the `Set-Cookie` values to send (none for the memory store).
-    fn update(
+    async fn update(
         &self,
         cookies: &RequestCookies,
         session: Session,
@@ -79,7 +81,7 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<String>, SessionError>;
     /// Removes the session named by the cookies (server side too) and returns `Set-Cookie`
     /// values that clear every cookie of ours.
-    fn destroy(&self, cookies: &RequestCookies) -> Vec<String>;
+    async fn destroy(&self, cookies: &RequestCookies) -> Vec<String>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt as _;
 use serde_json::json;
 use sso_proxy::config::{Secret, SessionConfig, SessionStoreKind};
 use sso_proxy::session::{MemoryStore, Session, SessionStore, StoredToken};
@@ -95,7 +96,10 @@ pub fn main(args: &Args) -> Result<(), String> {
     let store = MemoryStore::new(&config, false);
     // Warm up allocator and cache structures outside the measurement.
     for n in 0..1000 {
-        let _ = store.create(make(n, variant, &id_token, &access_token, now), now);
+        let _ = store
+            .create(make(n, variant, &id_token, &access_token, now), now)
+            .now_or_never()
+            .expect("the memory store never waits");
     }
     store.run_pending_tasks();
     let before = rss_bytes();
@@ -103,6 +107,8 @@ pub fn main(args: &Args) -> Result<(), String> {
     for n in 1000..1000 + sessions {
         let set = store
             .create(make(n, variant, &id_token, &access_token, now), now)
+            .now_or_never()
+            .expect("the memory store never waits")
             .map_err(|e| e.to_string())?;
         cookie_bytes += set.iter().map(String::len).sum::<usize>();
         drop(set);

@@ -60,7 +60,7 @@ pub async fn finish(
         tracing::warn!(error = %e, "user record not saved");
     }
     session.created_ms = crate::providers::backchannel::now_ms();
-    let mut session_cookies = app.sessions.create(session, now)?;
+    let mut session_cookies = app.sessions.create(session, now).await?;
     session_cookies.append(&mut cookies);
     Ok(session_cookies)
 }

@@ -45,7 +45,7 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
                 &config.public_url,
                 &config.allowed_redirect_hosts,
             );
-            let mut cookies = app.sessions.destroy(req.cookies);
+            let mut cookies = app.sessions.destroy(req.cookies).await;
             if let Some(bridge) = &app.bridge {
                 cookies.push(bridge.clear_cookie(app.secure));
             }

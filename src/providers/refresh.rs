@@ -79,7 +79,7 @@ impl Refresher {
             .await;
         let now = app.now();
         match shared {
-            Shared::Updated(new) => match app.sessions.update(cookies, (*new).clone(), now) {
+            Shared::Updated(new) => match app.sessions.update(cookies, (*new).clone(), now).await {
                 Ok(set_cookies) => Outcome::Updated {
                     session: new,
                     set_cookies,
@@ -90,7 +90,7 @@ impl Refresher {
                 }
             },
             Shared::Ended => Outcome::Ended {
-                set_cookies: app.sessions.destroy(cookies),
+                set_cookies: app.sessions.destroy(cookies).await,
             },
             Shared::Failed => Outcome::Unchanged,
         }

@@ -41,7 +41,7 @@ pub fn strip_impersonation(req: &mut RequestHeader) {
 /// Decide how the bridge treats a browser request to the API: `login.supported_modes` is
 /// always forwarded and rewritten; `login.logout`/`auth.logout` with a session is forwarded
 /// (the API server revokes its token), ends our session and gets the IdP's logout URL.
-pub fn plan(
+pub async fn plan(
     app: &App,
     bridge: &Bridge,
     path: &str,
@@ -60,7 +60,7 @@ pub fn plan(
         RewriteKind::Logout => {
             let loaded = loaded?;
             let redirect_url = idp_logout_url(app, &loaded.session, "/");
-            set_cookies.extend(app.sessions.destroy(cookies));
+            set_cookies.extend(app.sessions.destroy(cookies).await);
             set_cookies.push(bridge.clear_cookie(app.secure));
             tracing::info!(user = %loaded.session.identity.user, "ClearML logout ends the session");
             *decision = Decision::Forward;

@@ -100,8 +100,9 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl SessionStore for MemoryStore {
-    fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession> {
+    async fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession> {
         let mut reason = "no session cookie";
         for value in cookies.get_all(self.names.session()) {
             match self.lookup(value, now) {
@@ -118,7 +119,7 @@ impl SessionStore for MemoryStore {
         None
     }
 
-    fn create(&self, mut session: Session, now: u64) -> Result<Vec<String>, SessionError> {
+    async fn create(&self, mut session: Session, now: u64) -> Result<Vec<String>, SessionError> {
         session.prepare(now, self.max_lifetime)?;
         let mut id: SessionId = [0; 32];
         rand::thread_rng().fill_bytes(&mut id);
@@ -139,7 +140,7 @@ impl SessionStore for MemoryStore {
         )])
     }
 
-    fn update(
+    async fn update(
         &self,
         cookies: &RequestCookies,
         mut session: Session,
@@ -162,7 +163,7 @@ impl SessionStore for MemoryStore {
         Ok(Vec::new())
     }
 
-    fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
+    async fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
         for value in cookies.get_all(self.names.session()) {
             if let Some(id) = self.session_id(value) {
                 self.cache.invalidate(&id);

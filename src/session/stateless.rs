@@ -187,8 +187,9 @@ impl std::fmt::Debug for CookieStore {
     }
 }
 
+#[async_trait::async_trait]
 impl SessionStore for CookieStore {
-    fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession> {
+    async fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession> {
         let Some(Found { payload, chunks }) = self.find(cookies) else {
             debug!(
                 store = "cookie",
@@ -234,7 +235,7 @@ impl SessionStore for CookieStore {
         })
     }
 
-    fn create(&self, mut session: Session, now: u64) -> Result<Vec<String>, SessionError> {
+    async fn create(&self, mut session: Session, now: u64) -> Result<Vec<String>, SessionError> {
         session.prepare(now, self.max_lifetime)?;
         // The request's cookies are unknown here: a chunked session clears the unchunked
         // cookie (which `load` prefers); chunks left by an older session are cleared on the
@@ -245,7 +246,7 @@ impl SessionStore for CookieStore {
         Ok(out)
     }
 
-    fn update(
+    async fn update(
         &self,
         cookies: &RequestCookies,
         mut session: Session,
@@ -256,7 +257,7 @@ impl SessionStore for CookieStore {
         self.issue(&session, now, &present)
     }
 
-    fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
+    async fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
         clear_all(&self.names, cookies, self.secure)
     }
 }

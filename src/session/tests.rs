@@ -5,6 +5,19 @@ use std::time::Duration;
 use super::*;
 use crate::config::Secret;
 
+/// The memory and cookie stores never wait: their futures are ready at the first poll.
+trait Ready: std::future::Future + Sized {
+    fn ready(self) -> Self::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(self).poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the store waited"),
+        }
+    }
+}
+
+impl<F: std::future::Future> Ready for F {}
+
 const NOW: u64 = 1_700_000_000;
 const IDLE: u64 = 3600;
 const MAX: u64 = 12 * 3600;
@@ -72,7 +85,7 @@ fn value_of<'a>(set_cookie: &'a str, name: &str) -> &'a str {
 fn both_stores_round_trip() {
     for (kind, store) in stores() {
         let original = session(500);
-        let set = store.create(original.clone(), NOW).unwrap();
+        let set = store.create(original.clone(), NOW).ready().unwrap();
         assert_eq!(set.len(), 1, "{kind}");
         assert!(set[0].starts_with("sso_session="), "{kind}");
         assert!(
@@ -81,7 +94,7 @@ fn both_stores_round_trip() {
         );
         assert!(!set[0].contains("Secure"), "{kind}");
         assert!(!set[0].contains("iiii"), "{kind}: token visible");
-        let loaded = store.load(&request(&set), NOW + 10).unwrap();
+        let loaded = store.load(&request(&set), NOW + 10).ready().unwrap();
         assert_eq!(*loaded.session, original, "{kind}");
         assert!(loaded.set_cookies.is_empty(), "{kind}");
     }
@@ -90,11 +103,11 @@ fn both_stores_round_trip() {
 #[test]
 fn secure_cookies_have_host_prefix_and_secure() {
     let store = build_store(&config(SessionStoreKind::Memory), true);
-    let set = store.create(session(10), NOW).unwrap();
+    let set = store.create(session(10), NOW).ready().unwrap();
     assert!(set[0].starts_with("__Host-sso_session="));
     assert!(set[0].ends_with("HttpOnly; SameSite=Lax; Secure"));
-    assert!(store.load(&request(&set), NOW).is_some());
-    let clear = store.destroy(&request(&set));
+    assert!(store.load(&request(&set), NOW).ready().is_some());
+    let clear = store.destroy(&request(&set)).ready();
     assert!(
         clear[0].starts_with("__Host-sso_session=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970")
     );
@@ -104,7 +117,7 @@ fn secure_cookies_have_host_prefix_and_secure() {
 #[test]
 fn garbage_truncated_and_tampered_cookies_are_no_session() {
     for (kind, store) in stores() {
-        let set = store.create(session(100), NOW).unwrap();
+        let set = store.create(session(100), NOW).ready().unwrap();
         let value = value_of(&set[0], "sso_session").to_owned();
         let mut tampered = value.clone().into_bytes();
         tampered[30] = if tampered[30] == b'A' { b'B' } else { b'A' };
@@ -120,18 +133,27 @@ fn garbage_truncated_and_tampered_cookies_are_no_session() {
         ] {
             let header = format!("sso_session={bad}");
             let cookies = RequestCookies::parse([header.as_bytes()]);
-            assert!(store.load(&cookies, NOW).is_none(), "{kind}: {bad:?}");
+            assert!(
+                store.load(&cookies, NOW).ready().is_none(),
+                "{kind}: {bad:?}"
+            );
         }
         let raw: &[u8] = b"sso_session=\xff\xfe; =; ;;; sso_session";
-        assert!(store.load(&RequestCookies::parse([raw]), NOW).is_none());
-        assert!(store.load(&RequestCookies::default(), NOW).is_none());
+        assert!(store
+            .load(&RequestCookies::parse([raw]), NOW)
+            .ready()
+            .is_none());
+        assert!(store
+            .load(&RequestCookies::default(), NOW)
+            .ready()
+            .is_none());
     }
 }
 
 #[test]
 fn cookie_sealed_under_one_name_fails_under_another() {
     for (kind, store) in stores() {
-        let set = store.create(session(10), NOW).unwrap();
+        let set = store.create(session(10), NOW).ready().unwrap();
         let value = value_of(&set[0], "sso_session");
         let other = build_store(
             &SessionConfig {
@@ -144,6 +166,7 @@ fn cookie_sealed_under_one_name_fails_under_another() {
         assert!(
             other
                 .load(&RequestCookies::parse([header.as_bytes()]), NOW)
+                .ready()
                 .is_none(),
             "{kind}"
         );
@@ -153,9 +176,9 @@ fn cookie_sealed_under_one_name_fails_under_another() {
 #[test]
 fn idle_timeout_expires_sessions() {
     for (kind, store) in stores() {
-        let set = store.create(session(10), NOW).unwrap();
+        let set = store.create(session(10), NOW).ready().unwrap();
         assert!(
-            store.load(&request(&set), NOW + IDLE + 1).is_none(),
+            store.load(&request(&set), NOW + IDLE + 1).ready().is_none(),
             "{kind}"
         );
     }
@@ -164,10 +187,10 @@ fn idle_timeout_expires_sessions() {
 #[test]
 fn activity_extends_the_idle_timeout() {
     for (kind, store) in stores() {
-        let mut jar = store.create(session(10), NOW).unwrap();
+        let mut jar = store.create(session(10), NOW).ready().unwrap();
         for step in 1..=4 {
             let now = NOW + step * (IDLE - 100);
-            let loaded = store.load(&request(&jar), now).expect(kind);
+            let loaded = store.load(&request(&jar), now).ready().expect(kind);
             if !loaded.set_cookies.is_empty() {
                 jar = loaded.set_cookies;
             }
@@ -178,16 +201,19 @@ fn activity_extends_the_idle_timeout() {
 #[test]
 fn max_lifetime_expires_sessions_despite_activity() {
     for (kind, store) in stores() {
-        let mut jar = store.create(session(10), NOW).unwrap();
+        let mut jar = store.create(session(10), NOW).ready().unwrap();
         let mut now = NOW;
         while now + IDLE / 2 < NOW + MAX {
             now += IDLE / 2;
-            let loaded = store.load(&request(&jar), now).expect(kind);
+            let loaded = store.load(&request(&jar), now).ready().expect(kind);
             if !loaded.set_cookies.is_empty() {
                 jar = loaded.set_cookies;
             }
         }
-        assert!(store.load(&request(&jar), NOW + MAX).is_none(), "{kind}");
+        assert!(
+            store.load(&request(&jar), NOW + MAX).ready().is_none(),
+            "{kind}"
+        );
     }
 }
 
@@ -196,16 +222,22 @@ fn expires_at_is_clamped_and_honoured() {
     for (kind, store) in stores() {
         let mut s = session(10);
         s.expires_at = NOW + 60;
-        let set = store.create(s.clone(), NOW).unwrap();
+        let set = store.create(s.clone(), NOW).ready().unwrap();
         assert!(set[0].contains("Max-Age=60;"), "{kind}");
-        assert!(store.load(&request(&set), NOW + 59).is_some(), "{kind}");
-        assert!(store.load(&request(&set), NOW + 60).is_none(), "{kind}");
+        assert!(
+            store.load(&request(&set), NOW + 59).ready().is_some(),
+            "{kind}"
+        );
+        assert!(
+            store.load(&request(&set), NOW + 60).ready().is_none(),
+            "{kind}"
+        );
         s.expires_at = NOW + 10 * MAX;
-        let set = store.create(s.clone(), NOW).unwrap();
+        let set = store.create(s.clone(), NOW).ready().unwrap();
         assert!(set[0].contains(&format!("Max-Age={MAX};")), "{kind}");
         s.expires_at = NOW - 1;
         assert!(
-            matches!(store.create(s, NOW), Err(SessionError::Expired)),
+            matches!(store.create(s, NOW).ready(), Err(SessionError::Expired)),
             "{kind}"
         );
     }
@@ -214,37 +246,37 @@ fn expires_at_is_clamped_and_honoured() {
 #[test]
 fn every_create_issues_a_new_id() {
     let store = build_store(&config(SessionStoreKind::Memory), false);
-    let a = store.create(session(10), NOW).unwrap();
-    let b = store.create(session(10), NOW).unwrap();
+    let a = store.create(session(10), NOW).ready().unwrap();
+    let b = store.create(session(10), NOW).ready().unwrap();
     assert_ne!(a, b);
-    assert!(store.load(&request(&a), NOW).is_some());
-    assert!(store.load(&request(&b), NOW).is_some());
+    assert!(store.load(&request(&a), NOW).ready().is_some());
+    assert!(store.load(&request(&b), NOW).ready().is_some());
 }
 
 #[test]
 fn destroy_removes_the_server_side_session() {
     let store = build_store(&config(SessionStoreKind::Memory), false);
-    let set = store.create(session(10), NOW).unwrap();
+    let set = store.create(session(10), NOW).ready().unwrap();
     let req = request(&set);
     let with_pending = RequestCookies::parse([format!(
         "{}; sso_session_0=x; sso_session_st_abc=y; foreign=1",
         set[0].split(';').next().unwrap()
     )
     .as_bytes()]);
-    let clears = store.destroy(&with_pending);
+    let clears = store.destroy(&with_pending).ready();
     assert_eq!(clears.len(), 3);
     assert!(clears.iter().all(|c| c.contains("Max-Age=0")));
     assert!(clears.iter().any(|c| c.starts_with("sso_session_st_abc=;")));
     assert!(!clears.iter().any(|c| c.starts_with("foreign")));
     // The old cookie, replayed after logout, finds nothing.
-    assert!(store.load(&req, NOW).is_none());
+    assert!(store.load(&req, NOW).ready().is_none());
 }
 
 #[test]
 fn large_cookie_session_is_chunked_and_reassembled() {
     let store = build_store(&config(SessionStoreKind::Cookie), false);
     let original = session(3000);
-    let set = store.create(original.clone(), NOW).unwrap();
+    let set = store.create(original.clone(), NOW).ready().unwrap();
     let chunks: Vec<_> = set.iter().filter(|c| !c.contains("Max-Age=0")).collect();
     assert!(chunks.len() >= 3, "{set:?}");
     assert!(chunks[0].starts_with("sso_session_0="));
@@ -254,7 +286,7 @@ fn large_cookie_session_is_chunked_and_reassembled() {
     assert!(set
         .iter()
         .any(|c| c.starts_with("sso_session=;") && c.contains("Max-Age=0")));
-    let loaded = store.load(&request(&set), NOW + 1).unwrap();
+    let loaded = store.load(&request(&set), NOW + 1).ready().unwrap();
     assert_eq!(*loaded.session, original);
     // A missing chunk is no session.
     let partial: Vec<String> = set
@@ -262,14 +294,14 @@ fn large_cookie_session_is_chunked_and_reassembled() {
         .filter(|c| !c.starts_with("sso_session_1="))
         .cloned()
         .collect();
-    assert!(store.load(&request(&partial), NOW).is_none());
+    assert!(store.load(&request(&partial), NOW).ready().is_none());
 }
 
 #[test]
 fn stale_chunks_are_cleared_when_the_session_shrinks() {
     let store = build_store(&config(SessionStoreKind::Cookie), false);
-    let big = store.create(session(3000), NOW).unwrap();
-    let small = store.create(session(10), NOW).unwrap();
+    let big = store.create(session(3000), NOW).ready().unwrap();
+    let small = store.create(session(10), NOW).ready().unwrap();
     // The browser now holds the small unchunked cookie and the old chunks.
     let mut jar = request(&big)
         .iter()
@@ -279,6 +311,7 @@ fn stale_chunks_are_cleared_when_the_session_shrinks() {
     let header = jar.join("; ");
     let loaded = store
         .load(&RequestCookies::parse([header.as_bytes()]), NOW)
+        .ready()
         .unwrap();
     assert_eq!(
         loaded
@@ -299,7 +332,7 @@ fn stale_chunks_are_cleared_when_the_session_shrinks() {
 fn too_large_session_is_refused() {
     let store = build_store(&config(SessionStoreKind::Cookie), false);
     assert!(matches!(
-        store.create(session(20_000), NOW),
+        store.create(session(20_000), NOW).ready(),
         Err(SessionError::TooLarge { .. })
     ));
 }
@@ -307,19 +340,26 @@ fn too_large_session_is_refused() {
 #[test]
 fn cookie_store_reissues_after_a_tenth_of_idle_timeout() {
     let store = build_store(&config(SessionStoreKind::Cookie), false);
-    let set = store.create(session(10), NOW).unwrap();
+    let set = store.create(session(10), NOW).ready().unwrap();
     assert!(store
         .load(&request(&set), NOW + IDLE / 10)
+        .ready()
         .unwrap()
         .set_cookies
         .is_empty());
-    let loaded = store.load(&request(&set), NOW + IDLE / 10 + 1).unwrap();
+    let loaded = store
+        .load(&request(&set), NOW + IDLE / 10 + 1)
+        .ready()
+        .unwrap();
     assert_eq!(loaded.set_cookies.len(), 1);
     assert!(loaded.set_cookies[0].contains(&format!("Max-Age={};", MAX - IDLE / 10 - 1)));
     // The re-issued cookie restarts the idle clock.
     let later = NOW + IDLE / 10 + 1 + IDLE;
-    assert!(store.load(&request(&loaded.set_cookies), later).is_some());
-    assert!(store.load(&request(&set), later).is_none());
+    assert!(store
+        .load(&request(&loaded.set_cookies), later)
+        .ready()
+        .is_some());
+    assert!(store.load(&request(&set), later).ready().is_none());
 }
 
 #[test]
