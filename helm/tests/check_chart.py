@@ -556,6 +556,21 @@ def main() -> int:
         return check_pod(m)
     check("render standalone, default values: objects, probes, securityContext, Secret, volumes", standalone_default)
 
+    # Standalone, the least config: the proxy's own defaults for everything else.
+    def standalone_minimal() -> str:
+        minimal = {"config": {"state": None, "log": None}}
+        with helm.Chart.load(str(CHART)) as chart:
+            notes = chart.render(minimal, name=RELEASE, namespace=NAMESPACE)[f"{RELEASE}/templates/NOTES.txt"]
+        expect("sso-proxy.db" in notes, "NOTES.txt does not name the state database")
+        m = render(minimal)
+        config = yaml.safe_load(m.one("ConfigMap")["data"]["config.yaml"])
+        expect(set(config) == {"listen", "upstream", "public_url"}, f"config.yaml keys {sorted(config)}")
+        # state.path defaults to sso-proxy.db, relative: the working directory is the state volume.
+        check_pod(m)
+        proxy_accepts(m, secret_env(m))
+        return "relative state.path lands on the state volume"
+    check("render standalone with only listen, upstream and public_url", standalone_minimal)
+
     # Standalone, the full set.
     def standalone_full() -> str:
         m = rendered["full"] = render(full_values)
