@@ -42,6 +42,7 @@ fn session_config(store: SessionStoreKind) -> SessionConfig {
         idle_timeout: Duration::from_secs(3600),
         max_lifetime: Duration::from_secs(12 * 3600),
         max_entries: 1_000_000,
+        redis: None,
     }
 }
 
@@ -83,7 +84,7 @@ fn bench_sessions(c: &mut Criterion) {
     let mut g = c.benchmark_group("session");
 
     // Memory store holding 10k sessions; look one of them up from a full browser Cookie header.
-    let memory = build_store(&session_config(SessionStoreKind::Memory), false);
+    let memory = build_store(&session_config(SessionStoreKind::Memory), false).unwrap();
     let mut headers = Vec::new();
     for n in 0..SESSIONS {
         let set = memory
@@ -125,7 +126,7 @@ fn bench_sessions(c: &mut Criterion) {
     });
 
     // The sealed cookie store: the whole identity travels in the cookie.
-    let cookie_store = build_store(&session_config(SessionStoreKind::Cookie), false);
+    let cookie_store = build_store(&session_config(SessionStoreKind::Cookie), false).unwrap();
     let set = cookie_store
         .create(new_session(7), NOW)
         .now_or_never()
@@ -431,7 +432,7 @@ fn bench_path(c: &mut Criterion) {
 fn bench_request(c: &mut Criterion) {
     let mut g = c.benchmark_group("request");
     let store: Arc<dyn SessionStore> =
-        build_store(&session_config(SessionStoreKind::Memory), false);
+        build_store(&session_config(SessionStoreKind::Memory), false).unwrap();
     let mut cookie = String::new();
     for n in 0..SESSIONS {
         let set = store

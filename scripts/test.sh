@@ -9,9 +9,10 @@ source scripts/common.sh
 
 step "System packages"
 # nginx: tests/nginx_auth_request.rs; simplesamlphp, php: the SAML login tests' real IdP;
-# chromium: tests/admin_browser.rs (headless, driven by playwright-core).
+# chromium: tests/admin_browser.rs (headless, driven by playwright-core); redis-server:
+# tests/session_stores.rs and the replica tests (started by the tests on free ports).
 # python3-venv: the Helm chart check's venv (helm/tests/setup.sh).
-ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml chromium python3-venv
+ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml chromium python3-venv redis-server
 ensure_node
 echo "node $(node --version), npm $(npm --version)"
 

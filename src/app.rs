@@ -52,6 +52,8 @@ pub enum StartError {
     Upstream(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    SessionStore(String),
 }
 
 /// Everything a request handler needs.
@@ -109,7 +111,8 @@ impl App {
         let secure = config.public_url.scheme() == "https";
         let upstream_addr = resolve(&config.upstream)?;
         Ok(App {
-            sessions: session::build_store(&config.session, secure),
+            sessions: session::build_store(&config.session, secure)
+                .map_err(StartError::SessionStore)?,
             pending: session::build_pending(&config.session, secure),
             cookie_names: session::cookie_names(&config.session, secure),
             routes: Routes {
@@ -158,6 +161,9 @@ impl App {
             .collect();
         if self.bridge.as_ref().is_some_and(|b| !b.is_ready()) {
             missing.push("clearml".to_owned());
+        }
+        if let Err(what) = self.sessions.ready() {
+            missing.push(what);
         }
         missing
     }
@@ -307,6 +313,8 @@ fn spawn_background(app: Arc<App>) -> Result<(), RunError> {
         .name("sso-background".into())
         .spawn(move || {
             rt.block_on(async move {
+                // A shared session store's connection lives on this runtime.
+                app.sessions.start().await;
                 tokio::spawn(crate::providers::saml::metadata_refresh(app.clone()));
                 tokio::spawn(app.clone().check_bridge_until_ready());
                 app.discover_until_ready().await;

@@ -101,6 +101,20 @@ pub struct TlsConfig {
 pub enum SessionStoreKind {
     Memory,
     Cookie,
+    /// Shared by every replica; [`SessionConfig::redis`] says where.
+    Redis,
+}
+
+/// `session.store: redis://…` (or `rediss://` for TLS).
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// The URL as configured; may carry a password.
+    pub url: Secret<String>,
+    /// The URL with any password replaced, for logs and `--check-config`.
+    pub display: String,
+    /// How long a replica serves a session from its own memory before asking Redis again
+    /// (`session.local_cache_ttl`); logouts reach the other replicas at once by pub/sub.
+    pub local_cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +129,8 @@ pub struct SessionConfig {
     pub max_lifetime: Duration,
     /// Upper bound on sessions held by the memory store (`session.max_entries`, default 1_000_000).
     pub max_entries: u64,
+    /// Set when `store` is [`SessionStoreKind::Redis`].
+    pub redis: Option<RedisConfig>,
 }
 
 /// A `skip_auth` route: `"[METHOD=]regex"`, searched in the normalised path.
@@ -475,6 +491,10 @@ fn render_session(session: &SessionConfig) -> Mapping {
     let store = match session.store {
         SessionStoreKind::Memory => "memory",
         SessionStoreKind::Cookie => "cookie",
+        SessionStoreKind::Redis => session
+            .redis
+            .as_ref()
+            .map_or("redis", |r| r.display.as_str()),
     };
     put(&mut m, "store", store);
     put(&mut m, "secret", REDACTED);
@@ -484,6 +504,10 @@ fn render_session(session: &SessionConfig) -> Mapping {
     let max = humantime::format_duration(session.max_lifetime).to_string();
     put(&mut m, "max_lifetime", max);
     put(&mut m, "max_entries", session.max_entries);
+    if let Some(redis) = &session.redis {
+        let ttl = humantime::format_duration(redis.local_cache_ttl).to_string();
+        put(&mut m, "local_cache_ttl", ttl);
+    }
     m
 }
 

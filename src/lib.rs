@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod providers;
 pub mod proxy;
+pub mod redis;
 pub mod session;
 pub mod store;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 mod cookies;
 pub mod memory;
 pub mod pending;
+pub mod redis;
 pub mod sealed;
 pub mod stateless;
 pub mod token;
@@ -82,6 +83,13 @@ pub trait SessionStore: Send + Sync {
     /// Removes the session named by the cookies (server side too) and returns `Set-Cookie`
     /// values that clear every cookie of ours.
     async fn destroy(&self, cookies: &RequestCookies) -> Vec<String>;
+    /// `Err(what)` while the store cannot take new sessions (a shared store that is down);
+    /// `/_sso/readyz` reports it.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Connect, for a shared store; run once inside the runtime that outlives every request.
+    async fn start(&self) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +100,8 @@ pub enum SessionError {
     TooLarge { size: usize, limit: usize },
     #[error("the session has already expired")]
     Expired,
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Session {
@@ -172,12 +182,20 @@ impl std::fmt::Debug for LoadedSession {
     }
 }
 
-/// The configured store; `secure` is true when `public_url` is https.
-pub fn build_store(config: &SessionConfig, secure: bool) -> Arc<dyn SessionStore> {
-    match config.store {
-        SessionStoreKind::Memory => Arc::new(MemoryStore::new(config, secure)),
-        SessionStoreKind::Cookie => Arc::new(CookieStore::new(config, secure)),
-    }
+/// The configured store; `secure` is true when `public_url` is https. A Redis store connects
+/// only in [`SessionStore::start`].
+pub fn build_store(config: &SessionConfig, secure: bool) -> Result<Arc<dyn SessionStore>, String> {
+    Ok(match (config.store, &config.redis) {
+        (SessionStoreKind::Memory, _) => Arc::new(MemoryStore::new(config, secure)),
+        (SessionStoreKind::Cookie, _) => Arc::new(CookieStore::new(config, secure)),
+        (SessionStoreKind::Redis, Some(settings)) => {
+            let redis = Arc::new(crate::redis::Redis::new(settings)?);
+            Arc::new(redis::RedisStore::new(config, settings, redis, secure))
+        }
+        (SessionStoreKind::Redis, None) => {
+            return Err("session.store: redis without its settings".to_owned())
+        }
+    })
 }
 
 /// The pending-login store for this process, keyed with the session secret.

@@ -37,5 +37,6 @@ mod saml_config;
 mod saml_login;
 mod saml_security;
 mod session_cookies;
+mod session_stores;
 mod support_selftest;
 mod unauthenticated;

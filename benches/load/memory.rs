@@ -92,6 +92,7 @@ pub fn main(args: &Args) -> Result<(), String> {
         idle_timeout: Duration::from_secs(3600),
         max_lifetime: Duration::from_secs(12 * 3600),
         max_entries: 1_000_000,
+        redis: None,
     };
     let store = MemoryStore::new(&config, false);
     // Warm up allocator and cache structures outside the measurement.

@@ -81,6 +81,7 @@ const SESSION: &[(&str, Kind)] = &[
     ("idle_timeout", Str),
     ("max_lifetime", Str),
     ("max_entries", Int),
+    ("local_cache_ttl", Str),
 ];
 
 const HEADERS: &[(&str, Kind)] = &[
@@ -410,6 +411,7 @@ pub(crate) struct RawSession {
     pub idle_timeout: Option<String>,
     pub max_lifetime: Option<String>,
     pub max_entries: Option<u64>,
+    pub local_cache_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -547,3 +547,56 @@ fn threads_default_to_the_cpus_and_are_bounded() {
     let env = ok(Some(&base), &[("SSO_PROXY__THREADS", "3")]);
     assert_eq!(env.threads, 3);
 }
+
+#[test]
+fn session_store_redis_urls() {
+    let base = "upstream: http://a\npublic_url: http://b\n";
+    let secret = "secret: 0123456789abcdef0123456789abcdef";
+    let with = |store: &str, extra: &str| {
+        format!("{base}session: {{{secret}, store: \"{store}\"{extra}}}\n")
+    };
+    let c = ok(
+        Some(&with(
+            "redis://:hunter2-pw@cache:6380/3",
+            ", local_cache_ttl: 2s",
+        )),
+        &[],
+    );
+    assert_eq!(c.session.store, SessionStoreKind::Redis);
+    let redis = c.session.redis.as_ref().unwrap();
+    assert_eq!(redis.url.expose(), "redis://:hunter2-pw@cache:6380/3");
+    assert_eq!(redis.local_cache_ttl, std::time::Duration::from_secs(2));
+    assert!(!redis.display.contains("hunter2"), "{}", redis.display);
+    let rendered = render_redacted(&c);
+    assert!(
+        !rendered.contains("hunter2") && rendered.contains("cache:6380/3"),
+        "{rendered}"
+    );
+    assert!(!format!("{c:?}").contains("hunter2"));
+
+    let tls = ok(Some(&with("rediss://cache", "")), &[]);
+    assert_eq!(
+        tls.session
+            .redis
+            .as_ref()
+            .unwrap()
+            .local_cache_ttl
+            .as_secs(),
+        10
+    );
+
+    for (store, needle) in [
+        ("redis://cache/not-a-db", "database number"),
+        ("redis://", "no host"),
+        ("memcached://:hunter2-pw@cache", "not one of"),
+    ] {
+        let p = problems(Some(&with(store, "")), &[]);
+        assert!(has(&p, "session.store", needle), "{store}: {p:?}");
+        assert!(!format!("{p:?}").contains("hunter2"), "{p:?}");
+    }
+    let p = problems(Some(&with("redis://cache", ", local_cache_ttl: 0s")), &[]);
+    assert!(
+        has(&p, "session.local_cache_ttl", "longer than zero"),
+        "{p:?}"
+    );
+}

@@ -14,7 +14,7 @@ use super::env::Tree;
 use super::file::{self, RawConfig, RawHeaders, RawSession};
 use super::{
     provider, Config, ConfigProblem, DirectoryConfig, HeadersConfig, LogConfig, LogFormat,
-    RouteRule, Secret, SessionConfig, SessionStoreKind, TlsConfig,
+    RedisConfig, RouteRule, Secret, SessionConfig, SessionStoreKind, TlsConfig,
 };
 
 const MIN_SECRET_BYTES: usize = 32;
@@ -277,14 +277,25 @@ fn tls(cx: &mut Ctx, raw: file::RawTls) -> Option<TlsConfig> {
 }
 
 fn session(cx: &mut Ctx, raw: RawSession) -> Option<SessionConfig> {
-    let store = match raw.store.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+    let local_cache_ttl = cx.duration(
+        "session.local_cache_ttl",
+        raw.local_cache_ttl.as_deref(),
+        Duration::from_secs(10),
+    );
+    let mut redis = None;
+    let store = match raw.store.as_deref().map(str::trim) {
         None => SessionStoreKind::Memory,
-        Some(s) if s == "memory" => SessionStoreKind::Memory,
-        Some(s) if s == "cookie" => SessionStoreKind::Cookie,
+        Some(s) if s.eq_ignore_ascii_case("memory") => SessionStoreKind::Memory,
+        Some(s) if s.eq_ignore_ascii_case("cookie") => SessionStoreKind::Cookie,
+        Some(s) if s.starts_with("redis://") || s.starts_with("rediss://") => {
+            redis = redis_config(cx, s, local_cache_ttl);
+            SessionStoreKind::Redis
+        }
         Some(s) => {
+            let shown = redact_url_password(s);
             cx.error(
                 "session.store",
-                format!("`{s}` is not one of: memory, cookie"),
+                format!("`{shown}` is not one of: memory, cookie, redis://host:port[/db]"),
             );
             SessionStoreKind::Memory
         }
@@ -326,7 +337,58 @@ fn session(cx: &mut Ctx, raw: RawSession) -> Option<SessionConfig> {
         idle_timeout,
         max_lifetime,
         max_entries,
+        redis,
     })
+}
+
+/// `redis://[user][:password@]host[:port][/db]`, or `rediss://` for TLS.
+fn redis_config(cx: &mut Ctx, text: &str, local_cache_ttl: Duration) -> Option<RedisConfig> {
+    let display = redact_url_password(text);
+    let url = match Url::parse(text) {
+        Ok(url) => url,
+        Err(e) => {
+            cx.error("session.store", format!("`{display}` is not a URL: {e}"));
+            return None;
+        }
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        cx.error("session.store", format!("`{display}` names no host"));
+        return None;
+    }
+    let db = url.path().trim_start_matches('/');
+    if !db.is_empty() && db.parse::<u16>().is_err() {
+        cx.error(
+            "session.store",
+            format!("`{display}`: the path must be a database number, like /0"),
+        );
+        return None;
+    }
+    if local_cache_ttl.is_zero() {
+        cx.error("session.local_cache_ttl", "must be longer than zero");
+    }
+    Some(RedisConfig {
+        url: Secret::new(text.to_owned()),
+        display,
+        local_cache_ttl,
+    })
+}
+
+/// The URL with its password (if any) replaced by `***`.
+fn redact_url_password(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => text.to_owned(),
+        // Not a URL: hide anything between `://` and `@`, just in case.
+        Err(_) => match (text.find("://"), text.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***{}", &text[..scheme], &text[at..])
+            }
+            _ => text.to_owned(),
+        },
+    }
 }
 
 fn is_cookie_name_byte(b: u8) -> bool {

@@ -30,6 +30,7 @@ fn config(store: SessionStoreKind) -> SessionConfig {
         idle_timeout: Duration::from_secs(IDLE),
         max_lifetime: Duration::from_secs(MAX),
         max_entries: 1000,
+        redis: None,
     }
 }
 
@@ -52,11 +53,11 @@ fn stores() -> Vec<(&'static str, Arc<dyn SessionStore>)> {
     vec![
         (
             "memory",
-            build_store(&config(SessionStoreKind::Memory), false),
+            build_store(&config(SessionStoreKind::Memory), false).unwrap(),
         ),
         (
             "cookie",
-            build_store(&config(SessionStoreKind::Cookie), false),
+            build_store(&config(SessionStoreKind::Cookie), false).unwrap(),
         ),
     ]
 }
@@ -102,7 +103,7 @@ fn both_stores_round_trip() {
 
 #[test]
 fn secure_cookies_have_host_prefix_and_secure() {
-    let store = build_store(&config(SessionStoreKind::Memory), true);
+    let store = build_store(&config(SessionStoreKind::Memory), true).unwrap();
     let set = store.create(session(10), NOW).ready().unwrap();
     assert!(set[0].starts_with("__Host-sso_session="));
     assert!(set[0].ends_with("HttpOnly; SameSite=Lax; Secure"));
@@ -161,7 +162,8 @@ fn cookie_sealed_under_one_name_fails_under_another() {
                 ..config(SessionStoreKind::Memory)
             },
             false,
-        );
+        )
+        .unwrap();
         let header = format!("other={value}");
         assert!(
             other
@@ -245,7 +247,7 @@ fn expires_at_is_clamped_and_honoured() {
 
 #[test]
 fn every_create_issues_a_new_id() {
-    let store = build_store(&config(SessionStoreKind::Memory), false);
+    let store = build_store(&config(SessionStoreKind::Memory), false).unwrap();
     let a = store.create(session(10), NOW).ready().unwrap();
     let b = store.create(session(10), NOW).ready().unwrap();
     assert_ne!(a, b);
@@ -255,7 +257,7 @@ fn every_create_issues_a_new_id() {
 
 #[test]
 fn destroy_removes_the_server_side_session() {
-    let store = build_store(&config(SessionStoreKind::Memory), false);
+    let store = build_store(&config(SessionStoreKind::Memory), false).unwrap();
     let set = store.create(session(10), NOW).ready().unwrap();
     let req = request(&set);
     let with_pending = RequestCookies::parse([format!(
@@ -274,7 +276,7 @@ fn destroy_removes_the_server_side_session() {
 
 #[test]
 fn large_cookie_session_is_chunked_and_reassembled() {
-    let store = build_store(&config(SessionStoreKind::Cookie), false);
+    let store = build_store(&config(SessionStoreKind::Cookie), false).unwrap();
     let original = session(3000);
     let set = store.create(original.clone(), NOW).ready().unwrap();
     let chunks: Vec<_> = set.iter().filter(|c| !c.contains("Max-Age=0")).collect();
@@ -299,7 +301,7 @@ fn large_cookie_session_is_chunked_and_reassembled() {
 
 #[test]
 fn stale_chunks_are_cleared_when_the_session_shrinks() {
-    let store = build_store(&config(SessionStoreKind::Cookie), false);
+    let store = build_store(&config(SessionStoreKind::Cookie), false).unwrap();
     let big = store.create(session(3000), NOW).ready().unwrap();
     let small = store.create(session(10), NOW).ready().unwrap();
     // The browser now holds the small unchunked cookie and the old chunks.
@@ -330,7 +332,7 @@ fn stale_chunks_are_cleared_when_the_session_shrinks() {
 
 #[test]
 fn too_large_session_is_refused() {
-    let store = build_store(&config(SessionStoreKind::Cookie), false);
+    let store = build_store(&config(SessionStoreKind::Cookie), false).unwrap();
     assert!(matches!(
         store.create(session(20_000), NOW).ready(),
         Err(SessionError::TooLarge { .. })
@@ -339,7 +341,7 @@ fn too_large_session_is_refused() {
 
 #[test]
 fn cookie_store_reissues_after_a_tenth_of_idle_timeout() {
-    let store = build_store(&config(SessionStoreKind::Cookie), false);
+    let store = build_store(&config(SessionStoreKind::Cookie), false).unwrap();
     let set = store.create(session(10), NOW).ready().unwrap();
     assert!(store
         .load(&request(&set), NOW + IDLE / 10)

@@ -17,6 +17,7 @@ pub mod oidc_stack;
 pub mod op;
 pub mod proxy;
 pub mod raw;
+pub mod redis;
 pub mod saml_bad_idp;
 pub mod saml_idp;
 pub mod saml_stack;

@@ -1,0 +1,269 @@
+//! The shared session store: sessions in Redis, so every replica knows every session, with a
+//! short-lived copy in each replica's memory (`session.local_cache_ttl`) so most requests never
+//! leave the process. The browser holds only the random 256-bit id, sealed into the session
+//! cookie; Redis holds the session as JSON under the SHA-256 of that id, expiring after the idle
+//! timeout (renewed on every read) and never outliving the session's absolute end.
+//!
+//! A logout (or back-channel end, or refresh) on one replica publishes the id hash; every replica
+//! drops its copy at once. When Redis is unreachable, sessions still in a replica's memory keep
+//! working for up to the local TTL, new logins fail with a page naming the store, and
+//! `/_sso/readyz` says not ready; the connection comes back by itself.
+
+use std::sync::Arc;
+
+use moka::sync::Cache;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tracing::debug;
+
+use super::cookies::{self, SameSite};
+use super::{
+    clear_all, CookieNames, LoadedSession, RequestCookies, Sealer, Session, SessionError,
+    SessionStore,
+};
+use crate::config::{RedisConfig, SessionConfig};
+use crate::redis::{Redis, RedisFailure};
+
+/// The channel on which ended or changed sessions are announced (payload: the key hash).
+const CHANNEL: &str = "session-changed";
+/// Sessions a replica keeps a local copy of at most.
+const LOCAL_ENTRIES: u64 = 1_000_000;
+
+type SessionId = [u8; 32];
+/// SHA-256 of the id: what Redis and the channel see (a Redis dump holds no usable id).
+type KeyHash = [u8; 32];
+
+pub struct RedisStore {
+    redis: Arc<Redis>,
+    local: Cache<KeyHash, Arc<Session>>,
+    sealer: Arc<Sealer>,
+    names: CookieNames,
+    secure: bool,
+    idle_timeout: u64,
+    max_lifetime: u64,
+}
+
+impl RedisStore {
+    pub fn new(
+        config: &SessionConfig,
+        redis_config: &RedisConfig,
+        redis: Arc<Redis>,
+        secure: bool,
+    ) -> Self {
+        let local: Cache<KeyHash, Arc<Session>> = Cache::builder()
+            .max_capacity(LOCAL_ENTRIES)
+            .time_to_live(redis_config.local_cache_ttl)
+            .build();
+        let forget = local.clone();
+        redis.on_message(
+            CHANNEL,
+            Arc::new(move |payload: Option<&[u8]>| match payload {
+                Some(hash) => {
+                    if let Ok(hash) = KeyHash::try_from(hash) {
+                        forget.invalidate(&hash);
+                    }
+                }
+                // Back after an outage: announcements may have been missed meanwhile.
+                None => forget.invalidate_all(),
+            }),
+        );
+        RedisStore {
+            redis,
+            local,
+            sealer: Arc::new(Sealer::new(config.secret.expose())),
+            names: cookies::cookie_names(config, secure),
+            secure,
+            idle_timeout: config.idle_timeout.as_secs(),
+            max_lifetime: config.max_lifetime.as_secs(),
+        }
+    }
+
+    fn session_id(&self, value: &str) -> Option<SessionId> {
+        let plain = self.sealer.unseal(self.names.session(), value)?;
+        SessionId::try_from(plain.as_slice()).ok()
+    }
+
+    fn key_hash(id: &SessionId) -> KeyHash {
+        Sha256::digest(id).into()
+    }
+
+    fn redis_key(hash: &KeyHash) -> String {
+        let mut key = format!("{}session:", crate::redis::PREFIX);
+        for b in hash {
+            key.push_str(&format!("{b:02x}"));
+        }
+        key
+    }
+
+    /// Seconds Redis keeps the session from `now`: the idle timeout, never past its end.
+    fn ttl(&self, session: &Session, now: u64) -> u64 {
+        self.idle_timeout
+            .min(session.expires_at.saturating_sub(now))
+            .max(1)
+    }
+
+    async fn lookup(&self, value: &str, now: u64) -> Result<Arc<Session>, &'static str> {
+        let id = self.session_id(value).ok_or("cookie does not unseal")?;
+        let hash = Self::key_hash(&id);
+        if let Some(session) = self.local.get(&hash) {
+            if session.is_expired(now) {
+                self.local.invalidate(&hash);
+                return Err("max lifetime reached");
+            }
+            return Ok(session);
+        }
+        let mut cmd = redis::cmd("GETEX");
+        cmd.arg(Self::redis_key(&hash))
+            .arg("EX")
+            .arg(self.idle_timeout.max(1));
+        let stored: Option<Vec<u8>> = self.redis.query(cmd).await.map_err(|e| {
+            tracing::warn!(error = %e, "session lookup failed");
+            "the session store is unavailable"
+        })?;
+        let stored = stored.ok_or("unknown, idle or ended session")?;
+        let session: Session = serde_json::from_slice(&stored).map_err(|e| {
+            debug!(error = %e, "a stored session does not parse");
+            "stored session does not parse"
+        })?;
+        if session.is_expired(now) {
+            return Err("max lifetime reached");
+        }
+        let session = Arc::new(session);
+        self.local.insert(hash, Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// Write the session under `hash`; `only_if` is `NX` (new) or `XX` (existing).
+    async fn store(
+        &self,
+        hash: &KeyHash,
+        session: &Session,
+        now: u64,
+        only_if: &str,
+    ) -> Result<bool, SessionError> {
+        let json = serde_json::to_vec(session).map_err(SessionError::Serialize)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(Self::redis_key(hash))
+            .arg(json)
+            .arg("EX")
+            .arg(self.ttl(session, now))
+            .arg(only_if);
+        let written: Option<String> = self.redis.query(cmd).await.map_err(unavailable)?;
+        Ok(written.is_some())
+    }
+
+    /// Tell every replica (this one included) to drop its copy.
+    async fn announce(&self, hash: &KeyHash) {
+        self.local.invalidate(hash);
+        if let Err(e) = self.redis.publish(CHANNEL, hash).await {
+            tracing::warn!(error = %e, "could not announce a session change to the other replicas");
+        }
+    }
+}
+
+fn unavailable(e: RedisFailure) -> SessionError {
+    SessionError::Unavailable(e.to_string())
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("redis", &self.redis)
+            .field("cookie", &self.names.session())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession> {
+        let mut reason = "no session cookie";
+        for value in cookies.get_all(self.names.session()) {
+            match self.lookup(value, now).await {
+                Ok(session) => {
+                    return Some(LoadedSession {
+                        session,
+                        set_cookies: Vec::new(),
+                    })
+                }
+                Err(why) => reason = why,
+            }
+        }
+        debug!(store = "redis", reason, "no session");
+        None
+    }
+
+    async fn create(&self, mut session: Session, now: u64) -> Result<Vec<String>, SessionError> {
+        session.prepare(now, self.max_lifetime)?;
+        let mut id: SessionId = [0; 32];
+        rand::thread_rng().fill_bytes(&mut id);
+        let hash = Self::key_hash(&id);
+        if !self.store(&hash, &session, now, "NX").await? {
+            // 256 random bits never collide; refuse rather than overwrite.
+            return Err(SessionError::Unavailable(
+                "a new session id was already taken".to_owned(),
+            ));
+        }
+        let max_age = session.expires_at.saturating_sub(now);
+        self.local.insert(hash, Arc::new(session));
+        let value = self.sealer.seal(self.names.session(), &id);
+        debug!(store = "redis", max_age, "session created");
+        Ok(vec![cookies::set_cookie(
+            self.names.session(),
+            &value,
+            max_age,
+            self.secure,
+            SameSite::Lax,
+        )])
+    }
+
+    async fn update(
+        &self,
+        cookies: &RequestCookies,
+        mut session: Session,
+        now: u64,
+    ) -> Result<Vec<String>, SessionError> {
+        session.prepare(now, self.max_lifetime)?;
+        for value in cookies.get_all(self.names.session()) {
+            let Some(id) = self.session_id(value) else {
+                continue;
+            };
+            let hash = Self::key_hash(&id);
+            if self.store(&hash, &session, now, "XX").await? {
+                self.announce(&hash).await;
+                self.local.insert(hash, Arc::new(session));
+                return Ok(Vec::new());
+            }
+        }
+        // Ended meanwhile (logout elsewhere): nothing to update.
+        Ok(Vec::new())
+    }
+
+    async fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
+        for value in cookies.get_all(self.names.session()) {
+            let Some(id) = self.session_id(value) else {
+                continue;
+            };
+            let hash = Self::key_hash(&id);
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(Self::redis_key(&hash));
+            if let Err(e) = self.redis.query::<i64>(cmd).await {
+                tracing::error!(error = %e, "a logged-out session could not be deleted from the shared store; it ends at its idle timeout");
+            }
+            self.announce(&hash).await;
+        }
+        clear_all(&self.names, cookies, self.secure)
+    }
+
+    async fn start(&self) {
+        self.redis.start().await;
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if self.redis.is_healthy() {
+            Ok(())
+        } else {
+            Err(format!("session store (Redis at {})", self.redis.display()))
+        }
+    }
+}

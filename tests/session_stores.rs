@@ -1,0 +1,363 @@
+//! One suite for every `SessionStore` (memory, cookie, Redis against a real `redis-server`),
+//! through the library API, then what only a shared store does: two replicas on one Redis
+//! share sessions and logouts, and an outage keeps local sessions while refusing new ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support;
+use sso_proxy::config::{RedisConfig, Secret, SessionConfig, SessionStoreKind};
+use sso_proxy::identity::Identity;
+use sso_proxy::session::{
+    build_store, RequestCookies, Session, SessionError, SessionStore, StoredToken,
+};
+use support::redis::RedisServer;
+use support::util::{now, random_string, wait_for};
+
+const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+
+fn config(
+    kind: SessionStoreKind,
+    redis: Option<String>,
+    idle: u64,
+    local_ttl: Duration,
+) -> SessionConfig {
+    SessionConfig {
+        store: kind,
+        secret: Secret::new(b"session-stores-suite-secret-0123456789abcdef".to_vec()),
+        cookie_name: "sso_session".to_owned(),
+        idle_timeout: Duration::from_secs(idle),
+        max_lifetime: Duration::from_secs(3600),
+        max_entries: 1000,
+        redis: redis.map(|url| RedisConfig {
+            url: Secret::new(url.clone()),
+            display: url,
+            local_cache_ttl: local_ttl,
+        }),
+    }
+}
+
+/// A Redis-backed store (one replica), connected and ready.
+async fn redis_store(
+    server: &RedisServer,
+    idle: u64,
+    local_ttl: Duration,
+) -> Arc<dyn SessionStore> {
+    let store = build_store(
+        &config(
+            SessionStoreKind::Redis,
+            Some(server.url(0)),
+            idle,
+            local_ttl,
+        ),
+        false,
+    )
+    .unwrap();
+    store.start().await;
+    wait_ready(&store).await;
+    store
+}
+
+async fn wait_ready(store: &Arc<dyn SessionStore>) {
+    let s = store.clone();
+    wait_for("the store is ready", Duration::from_secs(10), || {
+        let s = s.clone();
+        async move { s.ready().ok() }
+    })
+    .await;
+}
+
+/// Every store kind; the Redis server lives as long as the returned value.
+async fn every_store(idle: u64) -> (RedisServer, Vec<(&'static str, Arc<dyn SessionStore>)>) {
+    let server = RedisServer::start();
+    let local = Duration::from_millis(300);
+    let stores = vec![
+        (
+            "memory",
+            build_store(&config(SessionStoreKind::Memory, None, idle, local), false).unwrap(),
+        ),
+        (
+            "cookie",
+            build_store(&config(SessionStoreKind::Cookie, None, idle, local), false).unwrap(),
+        ),
+        ("redis", redis_store(&server, idle, local).await),
+    ];
+    (server, stores)
+}
+
+fn alice() -> Session {
+    let identity = Identity {
+        user: "alice".into(),
+        email: Some("alice@example.com".into()),
+        groups: vec!["admins".into(), "ml-team".into()],
+        provider: "local".into(),
+        ..Identity::default()
+    };
+    let mut s = Session::new(identity, now() as u64, Duration::from_secs(3600));
+    s.id_token = Some(StoredToken::new(JWT.to_owned()));
+    s.refresh_token = Some(StoredToken::new("opaque-refresh".to_owned()));
+    s
+}
+
+/// The `Cookie` header a browser sends back after these `Set-Cookie` values.
+fn browser(set_cookies: &[String]) -> RequestCookies {
+    let header = set_cookies
+        .iter()
+        .filter(|c| !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap())
+        .collect::<Vec<_>>()
+        .join("; ");
+    RequestCookies::parse([header.as_bytes()])
+}
+
+fn t() -> u64 {
+    now() as u64
+}
+
+#[tokio::test]
+async fn every_store_round_trips_a_session_with_its_tokens() {
+    let (_server, stores) = every_store(3600).await;
+    for (kind, store) in stores {
+        let set = store.create(alice(), t()).await.unwrap();
+        let loaded = store.load(&browser(&set), t()).await.expect(kind);
+        let s = &loaded.session;
+        assert_eq!(s.identity, alice().identity, "{kind}");
+        assert_eq!(s.id_token.as_ref().unwrap().expose(), JWT, "{kind}");
+        assert_eq!(
+            s.refresh_token.as_ref().unwrap().expose(),
+            "opaque-refresh",
+            "{kind}"
+        );
+        assert!(
+            set[0].contains("HttpOnly") && set[0].contains("SameSite=Lax"),
+            "{kind}: {}",
+            set[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_store_refuses_garbage_tampered_and_foreign_cookies() {
+    let (_server, stores) = every_store(3600).await;
+    for (kind, store) in stores {
+        let set = store.create(alice(), t()).await.unwrap();
+        let value = set[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        let mut tampered = value.clone().into_bytes();
+        let mid = tampered.len() / 2;
+        tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        let other_secret = {
+            let mut c = config(SessionStoreKind::Memory, None, 3600, Duration::from_secs(1));
+            c.secret = Secret::new(random_string(48).into_bytes());
+            build_store(&c, false).unwrap()
+        };
+        let foreign = other_secret.create(alice(), t()).await.unwrap();
+        let foreign = foreign[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        for bad in [
+            "",
+            "garbage",
+            "%%%",
+            &"A".repeat(5000),
+            &value[..value.len() / 2],
+            &tampered,
+            &foreign,
+        ] {
+            let header = format!("sso_session={bad}");
+            let cookies = RequestCookies::parse([header.as_bytes()]);
+            assert!(
+                store.load(&cookies, t()).await.is_none(),
+                "{kind}: {bad:.40}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_store_ends_a_destroyed_session() {
+    let (server, stores) = every_store(3600).await;
+    for (kind, store) in stores {
+        let set = store.create(alice(), t()).await.unwrap();
+        let cookies = browser(&set);
+        assert!(store.load(&cookies, t()).await.is_some(), "{kind}");
+        let clears = store.destroy(&cookies).await;
+        assert!(
+            clears
+                .iter()
+                .any(|c| c.starts_with("sso_session=") && c.contains("Max-Age=0")),
+            "{kind}: {clears:?}"
+        );
+        if kind == "cookie" {
+            // Stateless: the cookie itself is the session; the browser is told to drop it.
+            continue;
+        }
+        assert!(store.load(&cookies, t()).await.is_none(), "{kind}");
+    }
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), "0", "nothing left in Redis");
+}
+
+#[tokio::test]
+async fn every_store_ends_a_session_at_its_idle_timeout() {
+    let (_server, stores) = every_store(1).await;
+    let made: Vec<_> = {
+        let mut v = Vec::new();
+        for (kind, store) in &stores {
+            v.push((kind, store, store.create(alice(), t()).await.unwrap()));
+        }
+        v
+    };
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for (kind, store, set) in made {
+        assert!(store.load(&browser(&set), t()).await.is_none(), "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn every_store_ends_a_session_at_its_absolute_end() {
+    let (_server, stores) = every_store(3600).await;
+    let mut made = Vec::new();
+    for (kind, store) in &stores {
+        let mut short = alice();
+        short.expires_at = t() + 1;
+        let set = store.create(short, t()).await.unwrap();
+        assert!(store.load(&browser(&set), t()).await.is_some(), "{kind}");
+        made.push((kind, store, set));
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for (kind, store, set) in made {
+        assert!(store.load(&browser(&set), t()).await.is_none(), "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn every_store_updates_a_session_in_place() {
+    let (_server, stores) = every_store(3600).await;
+    for (kind, store) in stores {
+        let set = store.create(alice(), t()).await.unwrap();
+        let cookies = browser(&set);
+        let mut next = (*store.load(&cookies, t()).await.unwrap().session).clone();
+        next.refresh_token = Some(StoredToken::new("rotated".to_owned()));
+        let update = store.update(&cookies, next, t()).await.unwrap();
+        // The cookie store re-issues its cookie; the others keep the id.
+        let cookies = if update.is_empty() {
+            cookies
+        } else {
+            browser(&update)
+        };
+        let loaded = store.load(&cookies, t()).await.expect(kind);
+        assert_eq!(
+            loaded.session.refresh_token.as_ref().unwrap().expose(),
+            "rotated",
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn replicas_on_one_redis_share_sessions_and_logouts() {
+    let server = RedisServer::start();
+    // A long local TTL: only the pub/sub announcement can make replica B forget in time.
+    let a = redis_store(&server, 3600, Duration::from_secs(60)).await;
+    let b = redis_store(&server, 3600, Duration::from_secs(60)).await;
+    let set = a.create(alice(), t()).await.unwrap();
+    let cookies = browser(&set);
+    let on_b = b
+        .load(&cookies, t())
+        .await
+        .expect("a session made on A is known on B");
+    assert_eq!(on_b.session.identity.user, "alice");
+    // B now holds a local copy; A's logout must reach it.
+    a.destroy(&cookies).await;
+    let b2 = b.clone();
+    wait_for("B forgets the session", Duration::from_secs(3), || {
+        let (b, cookies) = (b2.clone(), cookies.clone());
+        async move { b.load(&cookies, t()).await.is_none().then_some(()) }
+    })
+    .await;
+    // A refresh on B reaches A too.
+    let set = b.create(alice(), t()).await.unwrap();
+    let cookies = browser(&set);
+    assert!(a.load(&cookies, t()).await.is_some());
+    let mut next = alice();
+    next.refresh_token = Some(StoredToken::new("rotated-on-b".to_owned()));
+    b.update(&cookies, next, t()).await.unwrap();
+    let a2 = a.clone();
+    wait_for("A sees B's update", Duration::from_secs(3), || {
+        let (a, cookies) = (a2.clone(), cookies.clone());
+        async move {
+            let s = a.load(&cookies, t()).await?;
+            (s.session.refresh_token.as_ref()?.expose() == "rotated-on-b").then_some(())
+        }
+    })
+    .await;
+    // What Redis holds: one key per session, named by a hash, never the cookie's id.
+    let keys = server.cli(&["KEYS", "*"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert!(keys.starts_with("sso-proxy:session:"), "{keys}");
+}
+
+#[tokio::test]
+async fn a_redis_outage_keeps_local_sessions_and_refuses_new_ones_until_it_returns() {
+    let mut server = RedisServer::start();
+    let store = redis_store(&server, 3600, Duration::from_secs(60)).await;
+    let set = store.create(alice(), t()).await.unwrap();
+    let cookies = browser(&set);
+    assert!(store.load(&cookies, t()).await.is_some());
+
+    server.stop();
+    let s = store.clone();
+    wait_for(
+        "not ready while Redis is down",
+        Duration::from_secs(5),
+        || {
+            let s = s.clone();
+            async move { s.ready().is_err().then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        store.ready().unwrap_err().contains("127.0.0.1"),
+        "names the store"
+    );
+    // The session held locally keeps working; a new one cannot be made.
+    assert!(
+        store.load(&cookies, t()).await.is_some(),
+        "local copy serves during the outage"
+    );
+    match store.create(alice(), t()).await {
+        Err(SessionError::Unavailable(why)) => assert!(why.contains("Redis"), "{why}"),
+        other => panic!("create during an outage: {other:?}"),
+    }
+    // A session this replica never saw is simply not found (and nothing panics).
+    let foreign = browser(
+        &build_store(
+            &config(SessionStoreKind::Memory, None, 3600, Duration::from_secs(1)),
+            false,
+        )
+        .unwrap()
+        .create(alice(), t())
+        .await
+        .unwrap(),
+    );
+    assert!(store.load(&foreign, t()).await.is_none());
+
+    server.resume();
+    wait_ready(&store).await;
+    let set = store.create(alice(), t()).await.expect("logins work again");
+    assert!(store.load(&browser(&set), t()).await.is_some());
+    // The restarted Redis is empty, and the reconnection dropped the local copies.
+    assert!(store.load(&cookies, t()).await.is_none());
+}
