@@ -33,6 +33,7 @@ mod open_redirect;
 mod path_normalisation;
 mod pkce;
 mod readme_reference;
+mod replicas;
 mod saml_config;
 mod saml_login;
 mod saml_security;

@@ -1,0 +1,160 @@
+//! Two proxy processes behind one Redis (`session.store: redis://…`) behave as one: a login
+//! started on A finishes on B, both know the session, a logout on one ends it on the other at
+//! once; with Redis killed, a replica keeps serving the sessions it holds, refuses new logins
+//! with a page naming the store and reports not ready, and recovers by itself.
+
+use std::time::Duration;
+
+use crate::support;
+use serde_json::json;
+use support::browser::{Browser, Page};
+use support::proxy::{spawn_proxy_with, Proxy};
+use support::redis::RedisServer;
+use support::stack::{Stack, StackOptions, LOCAL};
+use support::util::{free_port, wait_for};
+
+/// Replica A (the stack's proxy, whose URL is the public URL) and replica B (same config,
+/// another port), sharing `redis`.
+async fn replicas(redis: &RedisServer) -> (Stack, Proxy) {
+    let url = redis.url(2);
+    let a = Stack::start(StackOptions::real(), move |c| {
+        c["session"]["store"] = json!(url);
+        c["session"]["local_cache_ttl"] = json!("60s");
+    })
+    .await;
+    let mut config = a.config.clone();
+    config["listen"] = json!(format!("127.0.0.1:{}", free_port()));
+    let b = spawn_proxy_with(&serde_yaml::to_string(&config).unwrap(), true).await;
+    (a, b)
+}
+
+async fn userinfo(browser: &Browser, proxy_url: &str) -> Page {
+    browser
+        .send(
+            browser
+                .client
+                .get(format!("{proxy_url}/_sso/userinfo"))
+                .header("accept", "application/json"),
+        )
+        .await
+}
+
+/// Log in at A, but let B answer the IdP's redirect to the callback.
+async fn login_via(a: &Stack, b: &Proxy, browser: &Browser, user: &str) -> Page {
+    let base = url::Url::parse(a.base()).unwrap();
+    let start = a.url(&format!("/_sso/login?provider={LOCAL}"));
+    let driven = browser
+        .drive(&start, user, &format!("{user}-pw"), |u| {
+            u.origin() == base.origin() && u.path().starts_with("/callback_")
+        })
+        .await;
+    let mut callback = driven.stopped_at.expect("reached the callback");
+    let b_port = url::Url::parse(&b.base_url).unwrap().port().unwrap();
+    callback.set_port(Some(b_port)).unwrap();
+    browser.navigate(callback.as_str()).await
+}
+
+#[tokio::test]
+async fn a_login_on_one_replica_is_known_on_the_other_and_a_logout_ends_it_everywhere() {
+    let redis = RedisServer::start();
+    let (a, b) = replicas(&redis).await;
+    let browser = Browser::new();
+    let page = login_via(&a, &b, &browser, "alice").await;
+    assert!(
+        page.is_redirect(),
+        "B finished the login A started: {}",
+        page.describe()
+    );
+    for (name, url) in [("A", a.base().to_owned()), ("B", b.base_url.clone())] {
+        let me = userinfo(&browser, &url).await;
+        assert_eq!(me.status, 200, "{name}: {}", me.body);
+        assert_eq!(me.json()["user"], "alice", "{name}");
+    }
+    // A protected request through B reaches the upstream as alice.
+    let before = a.echo.request_count();
+    let page = browser.api_get(&format!("{}/projects", b.base_url)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(a.echo.request_count(), before + 1);
+
+    // Logout on B (same origin: the public URL is A's); A forgets at once (its local copy
+    // would otherwise live 60 s).
+    let logout = browser
+        .send(
+            browser
+                .client
+                .post(format!("{}/_sso/logout", b.base_url))
+                .header("origin", a.base()),
+        )
+        .await;
+    assert!(
+        logout.status.is_redirection() || logout.status.is_success(),
+        "{}",
+        logout.describe()
+    );
+    for (name, url) in [("A", a.base().to_owned()), ("B", b.base_url.clone())] {
+        let me = userinfo(&browser, &url).await;
+        assert_eq!(
+            me.status, 401,
+            "{name} still knows the session: {}",
+            me.body
+        );
+    }
+    let keys = redis.cli(&["-n", "2", "KEYS", "*"]);
+    assert!(keys.trim().is_empty(), "sessions left in Redis: {keys}");
+    a.assert_no_secrets_in("A's logs", &a.proxy.logs());
+    a.assert_no_secrets_in("B's logs", &b.logs());
+}
+
+#[tokio::test]
+async fn a_redis_outage_keeps_held_sessions_refuses_new_logins_and_heals() {
+    let mut redis = RedisServer::start();
+    let (a, b) = replicas(&redis).await;
+    let alice = Browser::new();
+    assert!(login_via(&a, &b, &alice, "alice").await.is_redirect());
+    // A holds alice's session locally once it served her.
+    assert_eq!(userinfo(&alice, a.base()).await.status, 200);
+
+    redis.stop();
+    let readyz = a.url("/_sso/readyz");
+    let api = reqwest::Client::new();
+    let body = wait_for("A reports not ready", Duration::from_secs(10), || {
+        let (api, readyz) = (api.clone(), readyz.clone());
+        async move {
+            let r = api.get(&readyz).send().await.ok()?;
+            (r.status().as_u16() == 503).then_some(())?;
+            r.text().await.ok()
+        }
+    })
+    .await;
+    assert!(body.contains("session store"), "{body}");
+    // Held session: still served by A.
+    assert_eq!(userinfo(&alice, a.base()).await.status, 200);
+    // A new login cannot be stored: a clear page, not a crash.
+    let bob = Browser::new();
+    let page = a.login_local(&bob, "bob", None).await.response;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        page.body.contains("Redis"),
+        "the page names the store: {}",
+        page.body
+    );
+    assert_eq!(userinfo(&bob, a.base()).await.status, 401);
+
+    redis.resume();
+    for url in [readyz.clone(), format!("{}/_sso/readyz", b.base_url)] {
+        let api = api.clone();
+        wait_for("ready again", Duration::from_secs(10), || {
+            let (api, url) = (api.clone(), url.clone());
+            async move { (api.get(&url).send().await.ok()?.status().as_u16() == 200).then_some(()) }
+        })
+        .await;
+    }
+    let again = Browser::new();
+    let page = login_via(&a, &b, &again, "bob").await;
+    assert!(page.is_redirect(), "logins work again: {}", page.describe());
+    assert_eq!(userinfo(&again, a.base()).await.status, 200);
+    assert!(
+        a.proxy.logs().contains("Redis unreachable"),
+        "the outage is logged"
+    );
+}
