@@ -27,6 +27,7 @@ use sso_proxy::proxy::headers::{strip_reserved, upstream_identity, StripRules};
 use sso_proxy::proxy::path::normalize;
 use sso_proxy::session::{
     build_pending, build_store, PendingLogin, PendingStore, RequestCookies, Session, SessionStore,
+    UseOnce,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -360,7 +361,11 @@ fn bench_id_token(c: &mut Criterion) {
 
 fn bench_pending(c: &mut Criterion) {
     let mut g = c.benchmark_group("pending");
-    let pending_store = build_pending(&session_config(SessionStoreKind::Memory), false);
+    let pending_store = build_pending(
+        &session_config(SessionStoreKind::Memory),
+        false,
+        Arc::new(UseOnce::new(None)),
+    );
     let fresh = || PendingLogin {
         state: PendingStore::random_token(),
         nonce: PendingStore::random_token(),
@@ -389,7 +394,13 @@ fn bench_pending(c: &mut Criterion) {
             },
             |(state, header)| {
                 let cookies = RequestCookies::parse([header.as_bytes()]);
-                black_box(pending_store.take(&state, &cookies, NOW + 3).unwrap())
+                black_box(
+                    pending_store
+                        .take(&state, &cookies, NOW + 3)
+                        .now_or_never()
+                        .expect("single-use marks without Redis never wait")
+                        .unwrap(),
+                )
             },
             BatchSize::SmallInput,
         )
@@ -400,7 +411,13 @@ fn bench_pending(c: &mut Criterion) {
             let set = pending_store.issue(&p, &no_cookies);
             let header = browser_cookie_header(&[cookie_pair(&set[0]).to_owned()]);
             let cookies = RequestCookies::parse([header.as_bytes()]);
-            black_box(pending_store.take(&p.state, &cookies, NOW + 3).unwrap())
+            black_box(
+                pending_store
+                    .take(&p.state, &cookies, NOW + 3)
+                    .now_or_never()
+                    .expect("single-use marks without Redis never wait")
+                    .unwrap(),
+            )
         })
     });
     g.finish();

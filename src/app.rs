@@ -14,12 +14,11 @@ use crate::providers::backchannel::Revocations;
 use crate::providers::jwks::JwksCache;
 use crate::providers::refresh::Refresher;
 use crate::providers::retired::Retired;
-use crate::providers::saml::replay::AssertionReplay;
 use crate::providers::Registry;
 use crate::proxy::decide::Routes;
 use crate::proxy::headers::StripRules;
 use crate::proxy::identity_token::IdentitySigner;
-use crate::session::{self, CookieNames, PendingStore, SessionStore};
+use crate::session::{self, CookieNames, PendingStore, SessionStore, UseOnce};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{StoreError, UserStore};
 use crate::telemetry::metrics::{Metrics, MetricsService};
@@ -62,8 +61,9 @@ pub struct App {
     pub registry: ArcSwap<Registry>,
     /// Connections an admin edit replaced, for the logins started on them.
     pub retired: Retired,
-    /// SAML assertions already used (all connections).
-    pub saml_replay: AssertionReplay,
+    /// Login states, SAML assertions and logout tokens already used (shared with the other
+    /// replicas when the session store is).
+    pub once: Arc<UseOnce>,
     pub sessions: Arc<dyn SessionStore>,
     pub pending: PendingStore,
     pub cookie_names: CookieNames,
@@ -110,10 +110,13 @@ impl App {
         let registry = admin.load_stored(registry, &config, &http, &jwks);
         let secure = config.public_url.scheme() == "https";
         let upstream_addr = resolve(&config.upstream)?;
+        let sessions =
+            session::build_store(&config.session, secure).map_err(StartError::SessionStore)?;
+        let once = Arc::new(UseOnce::new(sessions.shared()));
         Ok(App {
-            sessions: session::build_store(&config.session, secure)
-                .map_err(StartError::SessionStore)?,
-            pending: session::build_pending(&config.session, secure),
+            pending: session::build_pending(&config.session, secure, once.clone()),
+            sessions,
+            once,
             cookie_names: session::cookie_names(&config.session, secure),
             routes: Routes {
                 skip_auth: config.skip_auth.clone(),
@@ -121,7 +124,6 @@ impl App {
             },
             strip: StripRules::new(&config.headers, &[]),
             registry: ArcSwap::from_pointee(registry),
-            saml_replay: AssertionReplay::default(),
             retired: Retired::new(Duration::from_secs(session::pending::PENDING_TTL)),
             http,
             jwks,

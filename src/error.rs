@@ -42,6 +42,7 @@ pub enum Error {
 impl Error {
     pub fn status(&self) -> u16 {
         match self {
+            Error::Pending(PendingError::Unavailable) => 503,
             Error::BadRequest(_) | Error::Pending(_) | Error::UnknownConnection(_) => 400,
             Error::NotFound => 404,
             Error::MethodNotAllowed => 405,

@@ -3,6 +3,7 @@
 
 mod cookies;
 pub mod memory;
+pub mod once;
 pub mod pending;
 pub mod redis;
 pub mod sealed;
@@ -19,10 +20,27 @@ use crate::identity::Identity;
 
 pub use cookies::{cookie_names, strip_own_cookies, CookieNames, RequestCookies};
 pub use memory::MemoryStore;
+pub use once::{Once, UseOnce};
 pub use pending::{PendingError, PendingLogin, PendingStore};
 pub use sealed::Sealer;
 pub use stateless::CookieStore;
 pub use token::StoredToken;
+
+#[cfg(test)]
+/// Unit tests: the memory and cookie stores (and single-use marks without Redis) never wait,
+/// so their futures are ready at the first poll.
+pub(crate) trait Ready: std::future::Future + Sized {
+    fn ready(self) -> Self::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(self).poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the store waited"),
+        }
+    }
+}
+
+#[cfg(test)]
+impl<F: std::future::Future> Ready for F {}
 
 /// A logged-in user: who they are, the tokens the IdP gave, and when the session ends.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +108,11 @@ pub trait SessionStore: Send + Sync {
     }
     /// Connect, for a shared store; run once inside the runtime that outlives every request.
     async fn start(&self) {}
+    /// A shared store's Redis connection, which the other shared state (single-use marks)
+    /// uses too.
+    fn shared(&self) -> Option<Arc<crate::redis::Redis>> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,10 +221,10 @@ pub fn build_store(config: &SessionConfig, secure: bool) -> Result<Arc<dyn Sessi
     })
 }
 
-/// The pending-login store for this process, keyed with the session secret.
-pub fn build_pending(config: &SessionConfig, secure: bool) -> PendingStore {
+/// The pending-login store, keyed with the session secret; `once` remembers used states.
+pub fn build_pending(config: &SessionConfig, secure: bool, once: Arc<UseOnce>) -> PendingStore {
     let sealer = Arc::new(Sealer::new(config.secret.expose()));
-    PendingStore::new(sealer, &config.cookie_name, secure)
+    PendingStore::new(sealer, &config.cookie_name, secure, once)
 }
 
 /// `Set-Cookie` values clearing the session cookie and every cookie of ours in the request.

@@ -39,8 +39,14 @@ async fn userinfo(browser: &Browser, proxy_url: &str) -> Page {
         .await
 }
 
-/// Log in at A, but let B answer the IdP's redirect to the callback.
-async fn login_via(a: &Stack, b: &Proxy, browser: &Browser, user: &str) -> Page {
+/// Log in at A, but let B answer the IdP's redirect to the callback. Returns B's answer, the
+/// callback URL and the `Cookie` header sent with it.
+async fn login_via(
+    a: &Stack,
+    b: &Proxy,
+    browser: &Browser,
+    user: &str,
+) -> (Page, url::Url, String) {
     let base = url::Url::parse(a.base()).unwrap();
     let start = a.url(&format!("/_sso/login?provider={LOCAL}"));
     let driven = browser
@@ -51,7 +57,8 @@ async fn login_via(a: &Stack, b: &Proxy, browser: &Browser, user: &str) -> Page 
     let mut callback = driven.stopped_at.expect("reached the callback");
     let b_port = url::Url::parse(&b.base_url).unwrap().port().unwrap();
     callback.set_port(Some(b_port)).unwrap();
-    browser.navigate(callback.as_str()).await
+    let cookies = browser.cookie_header(callback.as_str()).unwrap_or_default();
+    (browser.navigate(callback.as_str()).await, callback, cookies)
 }
 
 #[tokio::test]
@@ -59,12 +66,30 @@ async fn a_login_on_one_replica_is_known_on_the_other_and_a_logout_ends_it_every
     let redis = RedisServer::start();
     let (a, b) = replicas(&redis).await;
     let browser = Browser::new();
-    let page = login_via(&a, &b, &browser, "alice").await;
+    let (page, callback, cookies) = login_via(&a, &b, &browser, "alice").await;
     assert!(
         page.is_redirect(),
         "B finished the login A started: {}",
         page.describe()
     );
+    // The login state is used up on every replica: the same callback, with the same pending
+    // cookie, replayed at A is refused as already used.
+    let mut replay = callback.clone();
+    replay
+        .set_port(url::Url::parse(a.base()).unwrap().port())
+        .unwrap();
+    let replayed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(replay.as_str())
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status().as_u16(), 400);
+    let body = replayed.text().await.unwrap();
+    assert!(body.contains("already used"), "{body}");
     for (name, url) in [("A", a.base().to_owned()), ("B", b.base_url.clone())] {
         let me = userinfo(&browser, &url).await;
         assert_eq!(me.status, 200, "{name}: {}", me.body);
@@ -99,7 +124,7 @@ async fn a_login_on_one_replica_is_known_on_the_other_and_a_logout_ends_it_every
             me.body
         );
     }
-    let keys = redis.cli(&["-n", "2", "KEYS", "*"]);
+    let keys = redis.cli(&["-n", "2", "KEYS", "sso-proxy:session:*"]);
     assert!(keys.trim().is_empty(), "sessions left in Redis: {keys}");
     a.assert_no_secrets_in("A's logs", &a.proxy.logs());
     a.assert_no_secrets_in("B's logs", &b.logs());
@@ -110,7 +135,7 @@ async fn a_redis_outage_keeps_held_sessions_refuses_new_logins_and_heals() {
     let mut redis = RedisServer::start();
     let (a, b) = replicas(&redis).await;
     let alice = Browser::new();
-    assert!(login_via(&a, &b, &alice, "alice").await.is_redirect());
+    assert!(login_via(&a, &b, &alice, "alice").await.0.is_redirect());
     // A holds alice's session locally once it served her.
     assert_eq!(userinfo(&alice, a.base()).await.status, 200);
 
@@ -150,7 +175,7 @@ async fn a_redis_outage_keeps_held_sessions_refuses_new_logins_and_heals() {
         .await;
     }
     let again = Browser::new();
-    let page = login_via(&a, &b, &again, "bob").await;
+    let (page, _, _) = login_via(&a, &b, &again, "bob").await;
     assert!(page.is_redirect(), "logins work again: {}", page.describe());
     assert_eq!(userinfo(&again, a.base()).await.status, 200);
     assert!(

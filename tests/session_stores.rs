@@ -361,3 +361,51 @@ async fn a_redis_outage_keeps_local_sessions_and_refuses_new_ones_until_it_retur
     // The restarted Redis is empty, and the reconnection dropped the local copies.
     assert!(store.load(&cookies, t()).await.is_none());
 }
+
+#[tokio::test]
+async fn single_use_marks_are_shared_by_replicas_and_refused_during_an_outage() {
+    use sso_proxy::session::{Once, UseOnce};
+    let mut server = RedisServer::start();
+    let a = redis_store(&server, 3600, Duration::from_secs(60)).await;
+    let b = redis_store(&server, 3600, Duration::from_secs(60)).await;
+    let (on_a, on_b) = (UseOnce::new(a.shared()), UseOnce::new(b.shared()));
+    let ttl = Duration::from_secs(60);
+    for what in [Once::LoginState, Once::SamlAssertion, Once::LogoutToken] {
+        assert!(
+            on_a.first_use(what, b"id-1", ttl).await.unwrap(),
+            "{what:?}"
+        );
+        assert!(
+            !on_b.first_use(what, b"id-1", ttl).await.unwrap(),
+            "{what:?} on B"
+        );
+        assert!(
+            !on_a.first_use(what, b"id-1", ttl).await.unwrap(),
+            "{what:?} again"
+        );
+    }
+    assert!(on_b
+        .first_use(Once::LoginState, b"id-2", ttl)
+        .await
+        .unwrap());
+    // Without Redis: this process's memory, same answers.
+    let local = UseOnce::new(None);
+    assert!(local
+        .first_use(Once::LoginState, b"id-1", ttl)
+        .await
+        .unwrap());
+    assert!(!local
+        .first_use(Once::LoginState, b"id-1", ttl)
+        .await
+        .unwrap());
+    assert!(local
+        .first_use(Once::LogoutToken, b"id-1", ttl)
+        .await
+        .unwrap());
+    // An outage: no answer rather than a guess.
+    server.stop();
+    assert!(on_a
+        .first_use(Once::LoginState, b"id-3", ttl)
+        .await
+        .is_err());
+}

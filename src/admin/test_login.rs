@@ -149,7 +149,7 @@ pub async fn callback(app: &App, id: &str, req: &Request<'_>) -> Result<Response
     let Some(target) = app.admin.tests.cache.remove(&format!("s:{state}")) else {
         return Err(Error::BadRequest("unknown Test Provider login".into()));
     };
-    let (pending, clear) = match app.pending.take(&state, req.cookies, app.now()) {
+    let (pending, clear) = match app.pending.take(&state, req.cookies, app.now()).await {
         Ok(taken) => taken,
         Err(e) => {
             let outcome = Outcome::failed(Error::from(e).to_string());
@@ -162,7 +162,7 @@ pub async fn callback(app: &App, id: &str, req: &Request<'_>) -> Result<Response
     }
     let outcome = match (target.as_ref(), req.method) {
         (Built::Oidc(p), &Method::GET) => oidc(app, p, &pending, req).await,
-        (Built::Saml(p), &Method::POST) => saml(app, p, &pending, req),
+        (Built::Saml(p), &Method::POST) => saml(app, p, &pending, req).await,
         _ => return Err(Error::MethodNotAllowed),
     };
     tracing::info!(provider = %id, request_id = %req.request_id, ok = outcome.error.is_none(), "Test Provider login finished");
@@ -206,7 +206,7 @@ async fn oidc(
     }
 }
 
-fn saml(
+async fn saml(
     app: &App,
     p: &crate::providers::saml::SamlProvider,
     pending: &PendingLogin,
@@ -218,7 +218,10 @@ fn saml(
     if encoded.len() > MAX_ENCODED_RESPONSE {
         return Outcome::failed("the SAMLResponse is too large".into());
     }
-    match p.complete(&encoded, Some(&pending.nonce), app.now(), &app.saml_replay) {
+    match p
+        .complete(&encoded, Some(&pending.nonce), app.now(), &app.once)
+        .await
+    {
         Ok(result) => {
             let c = &p.config;
             let known_groups = app.known_groups();

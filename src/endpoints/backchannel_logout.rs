@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Request, Response};
 use crate::app::App;
+use crate::providers::backchannel::LogoutTokenError;
 
 pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Response {
     if req.method != Method::POST {
@@ -24,8 +25,19 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Response {
             &json!({"error": "invalid_request", "error_description": "missing logout_token"}),
         );
     };
-    match app.revocations.logout(provider, &token, app.now()).await {
+    match app
+        .revocations
+        .logout(provider, &token, app.now(), &app.once)
+        .await
+    {
         Ok(()) => Response::json(200, &json!({})),
+        Err(e @ LogoutTokenError::Unavailable(_)) => {
+            tracing::warn!(provider = %id, error = %e, "back-channel logout could not be processed");
+            Response::json(
+                503,
+                &json!({"error": "temporarily_unavailable", "error_description": e.to_string()}),
+            )
+        }
         Err(e) => {
             tracing::info!(provider = %id, error = %e, "back-channel logout refused");
             Response::json(

@@ -24,14 +24,14 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
     if let Some(error) = req.query_param("error") {
         // Consume the pending login so the same state can never be used again.
         if let Some(state) = &state {
-            let _ = app.pending.take(state, req.cookies, app.now());
+            let _ = app.pending.take(state, req.cookies, app.now()).await;
         }
         let description = req.query_param("error_description");
         tracing::info!(provider = %id, %error, "the identity provider returned an error");
         return Err(OidcError::IdpError { error, description }.into());
     }
     let state = state.ok_or_else(|| Error::BadRequest("the callback has no state".into()))?;
-    let (pending, clear_pending) = app.pending.take(&state, req.cookies, app.now())?;
+    let (pending, clear_pending) = app.pending.take(&state, req.cookies, app.now()).await?;
     if pending.test {
         // A Test Provider login this process no longer knows: it never creates a session.
         return Err(Error::BadRequest(

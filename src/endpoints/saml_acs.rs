@@ -51,9 +51,10 @@ async fn acs(
     let now = app.now();
     let idp_initiated = provider.config.allow_idp_initiated;
     let relay_state = req.form_param("RelayState").filter(|s| !s.is_empty());
-    let taken = relay_state
-        .as_deref()
-        .map(|state| app.pending.take(state, req.cookies, now));
+    let taken = match relay_state.as_deref() {
+        Some(state) => Some(app.pending.take(state, req.cookies, now).await),
+        None => None,
+    };
     let (pending, clear) = match taken {
         Some(Ok((pending, clear))) => (Some(pending), Some(clear)),
         Some(Err(e)) if !idp_initiated => return Err(e.into()),
@@ -81,7 +82,7 @@ async fn acs(
         None => provider.clone(),
     };
     let request_id = pending.as_ref().map(|p| p.nonce.as_str());
-    let result = provider.complete(&encoded, request_id, now, &app.saml_replay).inspect_err(|e| {
+    let result = provider.complete(&encoded, request_id, now, &app.once).await.inspect_err(|e| {
         tracing::info!(provider = %provider.id(), request_id = %req.request_id, error = %e, "SAML response refused");
     })?;
     let c = &provider.config;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::id_token::{self, TokenError};
 use super::jwks::JwksError;
 use super::oidc::OidcProvider;
-use crate::session::Session;
+use crate::session::{Once, Session, UseOnce};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// How long a logout token's `jti` is remembered, and the oldest `iat` accepted.
@@ -36,13 +36,14 @@ pub enum LogoutTokenError {
     Replayed,
     #[error("logout token: too old")]
     TooOld,
+    #[error("logout token: its single use cannot be checked: {0}")]
+    Unavailable(String),
 }
 
 /// Revoked sessions and used logout-token ids.
 pub struct Revocations {
     /// `provider \n sid|sub \n value` → logout time (unix milliseconds).
     revoked: moka::sync::Cache<String, u64>,
-    used_jti: moka::sync::Cache<String, ()>,
     any: AtomicBool,
 }
 
@@ -52,10 +53,6 @@ impl Revocations {
             revoked: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(max_lifetime.max(Duration::from_secs(60)))
-                .build(),
-            used_jti: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(JTI_TTL)
                 .build(),
             any: AtomicBool::new(false),
         }
@@ -80,12 +77,14 @@ impl Revocations {
         hit("sid", &session.sid) || hit("sub", &session.sub)
     }
 
-    /// Validate a logout token for `provider` and record the revocation it asks for.
+    /// Validate a logout token for `provider` and record the revocation it asks for. `once`
+    /// remembers the tokens' `jti` (in Redis when the session store is shared).
     pub async fn logout(
         &self,
         provider: &OidcProvider,
         token: &str,
         now: u64,
+        once: &UseOnce,
     ) -> Result<(), LogoutTokenError> {
         let claims = verify(provider, token, now).await?;
         let jti = claims
@@ -94,10 +93,14 @@ impl Revocations {
             .filter(|j| !j.is_empty())
             .ok_or(LogoutTokenError::NoJti)?;
         let jti_key = format!("{}\n{jti}", provider.id());
-        if self.used_jti.contains_key(&jti_key) {
-            return Err(LogoutTokenError::Replayed);
+        match once
+            .first_use(Once::LogoutToken, jti_key.as_bytes(), JTI_TTL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(LogoutTokenError::Replayed),
+            Err(e) => return Err(LogoutTokenError::Unavailable(e.to_string())),
         }
-        self.used_jti.insert(jti_key, ());
         let text = |name: &str| {
             claims
                 .get(name)

@@ -5,7 +5,6 @@
 //! SP-initiated Single Logout.
 
 pub mod metadata;
-pub mod replay;
 pub mod request;
 pub mod structure;
 pub mod verify;
@@ -21,9 +20,8 @@ use url::Url;
 
 use crate::config::{IdpMetadataSource, SamlProviderConfig};
 use crate::identity::{map_claims, Identity, MappingRules, Refusal};
-use crate::session::{PendingLogin, Session};
+use crate::session::{Once, PendingLogin, Session, UseOnce};
 use metadata::{IdpMetadata, MetadataError};
-use replay::AssertionReplay;
 use verify::{Expectations, ResponseError, VerifiedAssertion};
 
 /// Largest IdP metadata document fetched from a URL.
@@ -199,14 +197,14 @@ impl SamlProvider {
     }
 
     /// Verify a posted `SAMLResponse` and map the identity. `request_id` is the AuthnRequest
-    /// ID of this browser's pending login, `None` for an unsolicited response; `replay` is the
-    /// process's memory of assertions already used.
-    pub fn complete(
+    /// ID of this browser's pending login, `None` for an unsolicited response; `once` remembers
+    /// the assertions already used (in Redis when the session store is shared).
+    pub async fn complete(
         &self,
         saml_response: &str,
         request_id: Option<&str>,
         now: u64,
-        replay: &AssertionReplay,
+        once: &UseOnce,
     ) -> Result<SamlLogin, SamlError> {
         if request_id.is_none() && !self.config.allow_idp_initiated {
             return Err(ResponseError::Unsolicited.into());
@@ -224,7 +222,21 @@ impl SamlProvider {
             now: now_secs,
         };
         let assertion = verify::verify(saml_response, &want)?;
-        replay.remember(&self.config.id, &assertion, now_secs)?;
+        // Single use: an assertion id is refused while the assertion could still be valid.
+        let ttl = u64::try_from(assertion.valid_until.saturating_sub(now_secs)).unwrap_or(0);
+        let key = format!("{}\n{}", self.config.id, assertion.id);
+        match once
+            .first_use(
+                Once::SamlAssertion,
+                key.as_bytes(),
+                Duration::from_secs(ttl),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(ResponseError::Replayed.into()),
+            Err(e) => return Err(SamlError::Message(e.to_string())),
+        }
         let claims = claims(&assertion, &self.config.groups.claim);
         let rules = MappingRules {
             provider: &self.config.id,

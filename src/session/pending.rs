@@ -6,15 +6,13 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use moka::policy::EvictionPolicy;
-use moka::sync::Cache;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{debug, error};
 
 use super::cookies::{self, SameSite};
-use super::{CookieNames, RequestCookies, Sealer};
+use super::{CookieNames, Once, RequestCookies, Sealer, UseOnce};
 
 /// A login must finish within this many seconds.
 pub const PENDING_TTL: u64 = 600;
@@ -26,8 +24,6 @@ const NAME_HASH_LEN: usize = 12;
 const MAX_STATE_LEN: usize = 512;
 /// Tolerated clock difference between replicas for a `created_at` in the future.
 const FUTURE_SKEW: u64 = 60;
-/// Used states remembered at most (LRU; each one only needs remembering for `PENDING_TTL`).
-const MAX_USED_STATES: u64 = 1_000_000;
 
 /// A login in progress, sealed into its pending cookie. `Debug` redacts nonce and verifier.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,26 +58,28 @@ pub enum PendingError {
     Replayed,
     #[error("the login state is invalid")]
     Invalid,
+    #[error("the shared session store (Redis) is unavailable; try again in a moment")]
+    Unavailable,
 }
 
-/// Issues and takes pending-login cookies. One per process: it holds the used-state memory.
+/// Issues and takes pending-login cookies; `used` remembers every state taken in the last
+/// `PENDING_TTL` (in Redis when the session store is shared).
 pub struct PendingStore {
     sealer: Arc<Sealer>,
     names: CookieNames,
     secure: bool,
-    /// SHA-256 of every state taken in the last `PENDING_TTL`.
-    used: Cache<[u8; 32], ()>,
+    used: Arc<UseOnce>,
 }
 
 impl PendingStore {
     /// `base_cookie_name` is the configured session cookie name (`sso_session`); pending cookies
     /// are `[__Host-]<base>_st_<hash of state>`.
-    pub fn new(sealer: Arc<Sealer>, base_cookie_name: &str, secure: bool) -> Self {
-        let used = Cache::builder()
-            .max_capacity(MAX_USED_STATES)
-            .eviction_policy(EvictionPolicy::lru())
-            .time_to_live(Duration::from_secs(PENDING_TTL))
-            .build();
+    pub fn new(
+        sealer: Arc<Sealer>,
+        base_cookie_name: &str,
+        secure: bool,
+        used: Arc<UseOnce>,
+    ) -> Self {
         PendingStore {
             sealer,
             names: CookieNames::new(base_cookie_name, secure),
@@ -185,8 +183,8 @@ impl PendingStore {
     /// The pending login for `state`, marked used, plus the `Set-Cookie` clearing its cookie.
     /// Checks, in order: a cookie for this state exists (`Missing`), it unseals and holds this
     /// very state (`Invalid`), it is younger than `PENDING_TTL` (`Expired`), and the state was
-    /// not taken before in this process (`Replayed`).
-    pub fn take(
+    /// not taken before (`Replayed`; `Unavailable` when the shared store cannot say).
+    pub async fn take(
         &self,
         state: &str,
         cookies: &RequestCookies,
@@ -226,10 +224,21 @@ impl PendingStore {
             debug!(reason = "expired", "pending login rejected");
             return Err(PendingError::Expired);
         }
-        let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
-        if !self.used.entry(key).or_insert(()).is_fresh() {
-            debug!(reason = "state already used", "pending login rejected");
-            return Err(PendingError::Replayed);
+        let ttl = Duration::from_secs(PENDING_TTL);
+        match self
+            .used
+            .first_use(Once::LoginState, state.as_bytes(), ttl)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                debug!(reason = "state already used", "pending login rejected");
+                return Err(PendingError::Replayed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pending login rejected: its single use cannot be checked");
+                return Err(PendingError::Unavailable);
+            }
         }
         Ok((pending, cookies::clear_cookie(&name, self.secure)))
     }
@@ -244,7 +253,7 @@ impl std::fmt::Debug for PendingStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingStore")
             .field("prefix", &self.names.pending_prefix())
-            .field("used_states", &self.used.entry_count())
+            .field("used", &self.used)
             .finish_non_exhaustive()
     }
 }

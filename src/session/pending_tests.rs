@@ -1,11 +1,17 @@
 //! Tests for pending logins: round trip, single use, foreign state, expiry, eviction.
 
 use super::*;
+use crate::session::Ready as _;
 
 const NOW: u64 = 1_700_000_000;
 
 fn store(secure: bool) -> PendingStore {
-    PendingStore::new(Arc::new(Sealer::new(&[9u8; 32])), "sso_session", secure)
+    PendingStore::new(
+        Arc::new(Sealer::new(&[9u8; 32])),
+        "sso_session",
+        secure,
+        Arc::new(UseOnce::new(None)),
+    )
 }
 
 fn login(created_at: u64) -> PendingLogin {
@@ -56,7 +62,7 @@ fn issue_then_take_round_trips() {
     assert!(set[0].starts_with("sso_session_st_"));
     assert!(set[0].contains("Max-Age=600; HttpOnly; SameSite=Lax"));
     assert!(!set[0].contains(&p.nonce));
-    let (got, clear) = s.take(&p.state, &request(&set), NOW + 30).unwrap();
+    let (got, clear) = s.take(&p.state, &request(&set), NOW + 30).ready().unwrap();
     assert_eq!(got, p);
     assert!(clear.starts_with(&format!("{}=;", s.cookie_name(&p.state))));
     assert!(clear.contains("Max-Age=0"));
@@ -69,7 +75,7 @@ fn secure_pending_cookie_has_host_prefix_and_secure() {
     let set = s.issue(&p, &RequestCookies::default());
     assert!(set[0].starts_with("__Host-sso_session_st_"));
     assert!(set[0].ends_with("SameSite=Lax; Secure"));
-    assert!(s.take(&p.state, &request(&set), NOW).is_ok());
+    assert!(s.take(&p.state, &request(&set), NOW).ready().is_ok());
 }
 
 #[test]
@@ -87,9 +93,9 @@ fn callback_rejects_reused_state() {
     let s = store(false);
     let p = login(NOW);
     let req = request(&s.issue(&p, &RequestCookies::default()));
-    assert!(s.take(&p.state, &req, NOW).is_ok());
+    assert!(s.take(&p.state, &req, NOW).ready().is_ok());
     assert_eq!(
-        s.take(&p.state, &req, NOW + 1).unwrap_err(),
+        s.take(&p.state, &req, NOW + 1).ready().unwrap_err(),
         PendingError::Replayed
     );
 }
@@ -101,11 +107,12 @@ fn foreign_state_is_missing() {
     let req = request(&s.issue(&p, &RequestCookies::default()));
     let other = PendingStore::random_token();
     assert_eq!(
-        s.take(&other, &req, NOW).unwrap_err(),
+        s.take(&other, &req, NOW).ready().unwrap_err(),
         PendingError::Missing
     );
     assert_eq!(
         s.take(&p.state, &RequestCookies::default(), NOW)
+            .ready()
             .unwrap_err(),
         PendingError::Missing
     );
@@ -117,11 +124,16 @@ fn pending_login_expires_after_ten_minutes() {
     let p = login(NOW);
     let req = request(&s.issue(&p, &RequestCookies::default()));
     assert_eq!(
-        s.take(&p.state, &req, NOW + PENDING_TTL).unwrap_err(),
+        s.take(&p.state, &req, NOW + PENDING_TTL)
+            .ready()
+            .unwrap_err(),
         PendingError::Expired
     );
     // An expired attempt does not burn the state.
-    assert!(s.take(&p.state, &req, NOW + PENDING_TTL - 1).is_ok());
+    assert!(s
+        .take(&p.state, &req, NOW + PENDING_TTL - 1)
+        .ready()
+        .is_ok());
 }
 
 #[test]
@@ -135,17 +147,17 @@ fn tampered_or_moved_cookie_is_invalid() {
     let moved = format!("{}={value_a}", s.cookie_name(&b.state));
     let req = RequestCookies::parse([moved.as_bytes()]);
     assert_eq!(
-        s.take(&b.state, &req, NOW).unwrap_err(),
+        s.take(&b.state, &req, NOW).ready().unwrap_err(),
         PendingError::Invalid
     );
     let garbage = format!("{}=garbage", s.cookie_name(&a.state));
     let req = RequestCookies::parse([garbage.as_bytes()]);
     assert_eq!(
-        s.take(&a.state, &req, NOW).unwrap_err(),
+        s.take(&a.state, &req, NOW).ready().unwrap_err(),
         PendingError::Invalid
     );
     assert_eq!(
-        s.take(&"x".repeat(10_000), &req, NOW).unwrap_err(),
+        s.take(&"x".repeat(10_000), &req, NOW).ready().unwrap_err(),
         PendingError::Invalid
     );
 }
@@ -155,10 +167,10 @@ fn state_is_single_use_across_requests_of_the_process() {
     let s = store(false);
     let p = login(NOW);
     let set = s.issue(&p, &RequestCookies::default());
-    assert!(s.take(&p.state, &request(&set), NOW).is_ok());
+    assert!(s.take(&p.state, &request(&set), NOW).ready().is_ok());
     // Same state replayed from another browser that somehow holds the cookie.
     assert_eq!(
-        s.take(&p.state, &request(&set), NOW).unwrap_err(),
+        s.take(&p.state, &request(&set), NOW).ready().unwrap_err(),
         PendingError::Replayed
     );
 }
@@ -186,12 +198,12 @@ fn eviction_keeps_at_most_five_oldest_first() {
     let req = request(&jar);
     for old in &logins[..3] {
         assert_eq!(
-            s.take(&old.state, &req, NOW + 10).unwrap_err(),
+            s.take(&old.state, &req, NOW + 10).ready().unwrap_err(),
             PendingError::Missing
         );
     }
     for new in &logins[3..] {
-        assert!(s.take(&new.state, &req, NOW + 10).is_ok());
+        assert!(s.take(&new.state, &req, NOW + 10).ready().is_ok());
     }
 }
 

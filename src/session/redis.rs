@@ -259,6 +259,10 @@ impl SessionStore for RedisStore {
         self.redis.start().await;
     }
 
+    fn shared(&self) -> Option<Arc<Redis>> {
+        Some(Arc::clone(&self.redis))
+    }
+
     fn ready(&self) -> Result<(), String> {
         if self.redis.is_healthy() {
             Ok(())

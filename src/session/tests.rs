@@ -5,19 +5,6 @@ use std::time::Duration;
 use super::*;
 use crate::config::Secret;
 
-/// The memory and cookie stores never wait: their futures are ready at the first poll.
-trait Ready: std::future::Future + Sized {
-    fn ready(self) -> Self::Output {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match std::pin::pin!(self).poll(&mut cx) {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => panic!("the store waited"),
-        }
-    }
-}
-
-impl<F: std::future::Future> Ready for F {}
-
 const NOW: u64 = 1_700_000_000;
 const IDLE: u64 = 3600;
 const MAX: u64 = 12 * 3600;
