@@ -108,6 +108,17 @@ pub trait SessionStore: Send + Sync {
     }
     /// Connect, for a shared store; run once inside the runtime that outlives every request.
     async fn start(&self) {}
+    /// End every session of connection `provider` whose ID token had this `sid` (or `sub`):
+    /// a back-channel logout. Stores that cannot find sessions by it return 0; the process's
+    /// revocation list covers them.
+    async fn end_matching(
+        &self,
+        _provider: &str,
+        _kind: &str,
+        _value: &str,
+    ) -> Result<usize, SessionError> {
+        Ok(0)
+    }
     /// A shared store's Redis connection, which the other shared state (single-use marks)
     /// uses too.
     fn shared(&self) -> Option<Arc<crate::redis::Redis>> {

@@ -409,3 +409,55 @@ async fn single_use_marks_are_shared_by_replicas_and_refused_during_an_outage() 
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_back_channel_logout_ends_the_matching_sessions_on_every_replica() {
+    let server = RedisServer::start();
+    let a = redis_store(&server, 3600, Duration::from_secs(60)).await;
+    let b = redis_store(&server, 3600, Duration::from_secs(60)).await;
+    let with = |sid: &str, sub: &str| {
+        let mut s = alice();
+        s.sid = Some(sid.to_owned());
+        s.sub = Some(sub.to_owned());
+        s
+    };
+    let laptop = browser(&a.create(with("sid-1", "alice"), t()).await.unwrap());
+    let phone = browser(&a.create(with("sid-2", "alice"), t()).await.unwrap());
+    let bobs = browser(&a.create(with("sid-3", "bob"), t()).await.unwrap());
+    for cookies in [&laptop, &phone, &bobs] {
+        assert!(b.load(cookies, t()).await.is_some(), "B holds a copy");
+    }
+    // The IdP ends one IdP session (sid) at replica A: only that browser is logged out, on B too.
+    assert_eq!(a.end_matching("local", "sid", "sid-1").await.unwrap(), 1);
+    assert_eq!(
+        a.end_matching("other", "sid", "sid-2").await.unwrap(),
+        0,
+        "another connection's sid"
+    );
+    let b2 = b.clone();
+    let l2 = laptop.clone();
+    wait_for(
+        "B forgets the ended session",
+        Duration::from_secs(3),
+        || {
+            let (b, c) = (b2.clone(), l2.clone());
+            async move { b.load(&c, t()).await.is_none().then_some(()) }
+        },
+    )
+    .await;
+    assert!(b.load(&phone, t()).await.is_some());
+    // A logout token with only `sub` ends every session of that user.
+    assert_eq!(b.end_matching("local", "sub", "alice").await.unwrap(), 1);
+    assert!(a.load(&phone, t()).await.is_none());
+    assert!(a.load(&bobs, t()).await.is_some(), "bob is untouched");
+    // The memory store cannot search; the revocation list covers it.
+    let memory = build_store(
+        &config(SessionStoreKind::Memory, None, 3600, Duration::from_secs(1)),
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        memory.end_matching("local", "sub", "alice").await.unwrap(),
+        0
+    );
+}

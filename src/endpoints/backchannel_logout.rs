@@ -30,7 +30,19 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Response {
         .logout(provider, &token, app.now(), &app.once)
         .await
     {
-        Ok(()) => Response::json(200, &json!({})),
+        Ok((kind, value)) => match app.sessions.end_matching(id, kind, &value).await {
+            Ok(ended) => {
+                tracing::debug!(provider = %id, kind, ended, "back-channel logout applied to the shared store");
+                Response::json(200, &json!({}))
+            }
+            Err(e) => {
+                tracing::warn!(provider = %id, error = %e, "back-channel logout could not reach the shared store");
+                Response::json(
+                    503,
+                    &json!({"error": "temporarily_unavailable", "error_description": e.to_string()}),
+                )
+            }
+        },
         Err(e @ LogoutTokenError::Unavailable(_)) => {
             tracing::warn!(provider = %id, error = %e, "back-channel logout could not be processed");
             Response::json(

@@ -78,14 +78,15 @@ impl Revocations {
     }
 
     /// Validate a logout token for `provider` and record the revocation it asks for. `once`
-    /// remembers the tokens' `jti` (in Redis when the session store is shared).
+    /// remembers the tokens' `jti` (in Redis when the session store is shared). Returns what
+    /// ended: `("sid", value)` or, for a token without `sid`, `("sub", value)`.
     pub async fn logout(
         &self,
         provider: &OidcProvider,
         token: &str,
         now: u64,
         once: &UseOnce,
-    ) -> Result<(), LogoutTokenError> {
+    ) -> Result<(&'static str, String), LogoutTokenError> {
         let claims = verify(provider, token, now).await?;
         let jti = claims
             .get("jti")
@@ -107,20 +108,16 @@ impl Revocations {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
         };
+        let (kind, value) = match (text("sid"), text("sub")) {
+            (Some(sid), _) => ("sid", sid),
+            (None, Some(sub)) => ("sub", sub),
+            (None, None) => return Err(LogoutTokenError::NoSubject),
+        };
         self.any.store(true, Ordering::Relaxed);
-        let at = now_ms();
-        if let Some(sid) = text("sid") {
-            self.revoked
-                .insert(Self::key(provider.id(), "sid", sid), at);
-        }
-        if let Some(sub) = text("sub") {
-            if text("sid").is_none() {
-                self.revoked
-                    .insert(Self::key(provider.id(), "sub", sub), at);
-            }
-        }
+        self.revoked
+            .insert(Self::key(provider.id(), kind, value), now_ms());
         tracing::info!(provider = %provider.id(), sid = ?text("sid"), "back-channel logout");
-        Ok(())
+        Ok((kind, value.to_owned()))
     }
 }
 

@@ -88,11 +88,14 @@ impl RedisStore {
     }
 
     fn redis_key(hash: &KeyHash) -> String {
-        let mut key = format!("{}session:", crate::redis::PREFIX);
-        for b in hash {
-            key.push_str(&format!("{b:02x}"));
-        }
-        key
+        format!("{}session:{}", crate::redis::PREFIX, hex(hash))
+    }
+
+    /// The set of sessions (key hashes) of one IdP session (`sid`) or user (`sub`), for
+    /// back-channel logout.
+    fn index_key(provider: &str, kind: &str, value: &str) -> String {
+        let hash: [u8; 32] = Sha256::digest(format!("{provider}\n{kind}\n{value}")).into();
+        format!("{}by-{kind}:{}", crate::redis::PREFIX, hex(&hash))
     }
 
     /// Seconds Redis keeps the session from `now`: the idle timeout, never past its end.
@@ -152,6 +155,15 @@ impl RedisStore {
         Ok(written.is_some())
     }
 
+    /// Delete one session from Redis and tell every replica; `true` when it still existed.
+    async fn destroy_hash(&self, hash: &KeyHash) -> Result<bool, RedisFailure> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(Self::redis_key(hash));
+        let deleted = self.redis.query::<i64>(cmd).await.map(|n| n > 0);
+        self.announce(hash).await;
+        deleted
+    }
+
     /// Tell every replica (this one included) to drop its copy.
     async fn announce(&self, hash: &KeyHash) {
         self.local.invalidate(hash);
@@ -159,6 +171,21 @@ impl RedisStore {
             tracing::warn!(error = %e, "could not announce a session change to the other replicas");
         }
     }
+}
+
+fn parse_hex(text: &str) -> Option<KeyHash> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unavailable(e: RedisFailure) -> SessionError {
@@ -205,6 +232,22 @@ impl SessionStore for RedisStore {
             ));
         }
         let max_age = session.expires_at.saturating_sub(now);
+        // Findable by the IdP's `sid`/`sub` for back-channel logout.
+        let provider = &session.identity.provider;
+        for (kind, value) in [("sid", &session.sid), ("sub", &session.sub)] {
+            let Some(value) = value else { continue };
+            let index = Self::index_key(provider, kind, value);
+            let mut add = redis::cmd("SADD");
+            add.arg(&index).arg(hex(&hash));
+            let mut expire = redis::cmd("EXPIRE");
+            expire.arg(&index).arg(self.max_lifetime.max(1));
+            let added = self.redis.query::<i64>(add).await;
+            let expiring = self.redis.query::<i64>(expire).await;
+            if let Err(e) = added.and(expiring) {
+                let _ = self.destroy_hash(&hash).await;
+                return Err(unavailable(e));
+            }
+        }
         self.local.insert(hash, Arc::new(session));
         let value = self.sealer.seal(self.names.session(), &id);
         debug!(store = "redis", max_age, "session created");
@@ -245,14 +288,36 @@ impl SessionStore for RedisStore {
                 continue;
             };
             let hash = Self::key_hash(&id);
-            let mut cmd = redis::cmd("DEL");
-            cmd.arg(Self::redis_key(&hash));
-            if let Err(e) = self.redis.query::<i64>(cmd).await {
+            if let Err(e) = self.destroy_hash(&hash).await {
                 tracing::error!(error = %e, "a logged-out session could not be deleted from the shared store; it ends at its idle timeout");
             }
-            self.announce(&hash).await;
         }
         clear_all(&self.names, cookies, self.secure)
+    }
+
+    async fn end_matching(
+        &self,
+        provider: &str,
+        kind: &str,
+        value: &str,
+    ) -> Result<usize, SessionError> {
+        let index = Self::index_key(provider, kind, value);
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(&index);
+        let members: Vec<String> = self.redis.query(members).await.map_err(unavailable)?;
+        let mut ended = 0;
+        for member in members {
+            let Some(hash) = parse_hex(&member) else {
+                continue;
+            };
+            if self.destroy_hash(&hash).await.map_err(unavailable)? {
+                ended += 1;
+            }
+        }
+        let mut del = redis::cmd("DEL");
+        del.arg(&index);
+        self.redis.query::<i64>(del).await.map_err(unavailable)?;
+        Ok(ended)
     }
 
     async fn start(&self) {
