@@ -172,6 +172,63 @@ async fn concurrent_requests_refresh_once(store: &'static str) {
 }
 
 #[tokio::test]
+async fn refresh_with_the_redis_store_takes_the_shared_lock_and_stores_the_rotated_token() {
+    let redis = support::redis::RedisServer::start();
+    let url: &'static str = Box::leak(redis.url(0).into_boxed_str());
+    refresh_rotates_on_every_due_request(url).await;
+    // Each refresh took the shared lock for its refresh token: three due requests and the
+    // closing `/_sso/userinfo` check.
+    let locks = redis.cli(&["KEYS", "sso-proxy:once:refresh:*"]);
+    assert_eq!(locks.lines().count(), 4, "{locks}");
+}
+
+#[tokio::test]
+async fn two_replicas_refresh_a_shared_session_once() {
+    let redis = support::redis::RedisServer::start();
+    let url: &'static str = Box::leak(redis.url(0).into_boxed_str());
+    let stack = BadStack::new("bad", Layout::default())
+        .store(url)
+        .start(|bad| bad_block(bad, "custom"), |_| {})
+        .await;
+    let mut config = stack.config.clone();
+    config["listen"] = json!(format!("127.0.0.1:{}", support::util::free_port()));
+    let b_proxy =
+        support::proxy::spawn_proxy_with(&serde_yaml::to_string(&config).unwrap(), true).await;
+    let bad = stack.bad();
+    bad.issue_refresh_tokens(true);
+    bad.set_expires_in(DUE);
+    bad.set_refresh_expires_in(3600);
+    bad.set_refresh_delay(Duration::from_millis(400));
+    let b = logged_in(&stack, "bad").await;
+    // The same browser's requests hit both replicas at once.
+    let statuses = join_all((0..6).map(|i| {
+        let b = &b;
+        let base = if i % 2 == 0 {
+            stack.base().to_owned()
+        } else {
+            b_proxy.base_url.clone()
+        };
+        async move { b.api_get(&format!("{base}/both/{i}")).await.status.as_u16() }
+    }))
+    .await;
+    assert_eq!(statuses, vec![200; 6]);
+    assert_eq!(
+        bad.refresh_requests(),
+        1,
+        "exactly one refresh across the replicas"
+    );
+    assert_eq!(bad.reused_refresh_tokens(), 0);
+    // Both replicas now serve the refreshed session without refreshing again.
+    for base in [stack.base().to_owned(), b_proxy.base_url.clone()] {
+        assert_eq!(
+            b.api_get(&format!("{base}/after")).await.status.as_u16(),
+            200
+        );
+    }
+    assert_eq!(bad.refresh_requests(), 1);
+}
+
+#[tokio::test]
 async fn concurrent_requests_trigger_exactly_one_refresh() {
     concurrent_requests_refresh_once("memory").await;
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::oidc::OidcError;
 use crate::app::App;
-use crate::session::{LoadedSession, RequestCookies, Session, StoredToken};
+use crate::session::{LoadedSession, Once, RequestCookies, Session, StoredToken};
 
 /// Refresh this long before the access token expires.
 pub const REFRESH_MARGIN: u64 = 60;
@@ -33,9 +33,14 @@ pub enum Outcome {
 #[derive(Clone)]
 enum Shared {
     Updated(Arc<Session>),
+    /// Another replica refreshed it; this is the stored result.
+    Reloaded(Arc<Session>),
     Ended,
     Failed,
 }
+
+/// How long a replica waits for another one's refresh of the same session.
+const WAIT_FOR_OTHER_REPLICA: Duration = Duration::from_secs(5);
 
 /// Single-flight refreshes, shared by every request of this process.
 pub struct Refresher {
@@ -75,7 +80,7 @@ impl Refresher {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let shared = self
             .inflight
-            .get_with(key, refresh(app, Arc::clone(session)))
+            .get_with(key, refresh(app, Arc::clone(session), cookies))
             .await;
         let now = app.now();
         match shared {
@@ -89,6 +94,10 @@ impl Refresher {
                     Outcome::Unchanged
                 }
             },
+            Shared::Reloaded(session) => Outcome::Updated {
+                session,
+                set_cookies: Vec::new(),
+            },
             Shared::Ended => Outcome::Ended {
                 set_cookies: app.sessions.destroy(cookies).await,
             },
@@ -97,7 +106,7 @@ impl Refresher {
     }
 }
 
-async fn refresh(app: &App, session: Arc<Session>) -> Shared {
+async fn refresh(app: &App, session: Arc<Session>, cookies: &RequestCookies) -> Shared {
     let provider_id = session.identity.provider.clone();
     let registry = app.registry.load_full();
     let Some(provider) = registry.get(&provider_id) else {
@@ -106,6 +115,22 @@ async fn refresh(app: &App, session: Arc<Session>) -> Shared {
     let Some(token) = session.refresh_token.as_ref().map(StoredToken::expose) else {
         return Shared::Failed;
     };
+    // One refresh per token across replicas (within one process the single-flight above holds).
+    let lock = if app.once.is_shared() {
+        app.once
+            .first_use(Once::RefreshToken, token.as_bytes(), SHARE_FOR)
+            .await
+    } else {
+        Ok(true)
+    };
+    match lock {
+        Ok(true) => {}
+        Ok(false) => return other_replicas_result(app, &session, cookies).await,
+        Err(e) => {
+            tracing::warn!(provider = %provider_id, error = %e, "token refresh skipped: the shared store cannot lock it");
+            return Shared::Failed;
+        }
+    }
     match provider.refresh(&token, app.now()).await {
         Ok(tokens) => {
             let mut next = (*session).clone();
@@ -128,4 +153,22 @@ async fn refresh(app: &App, session: Arc<Session>) -> Shared {
             Shared::Failed
         }
     }
+}
+
+/// Another replica holds the refresh lock: wait for the session it stores (a new refresh token
+/// or a later access-token expiry), or for the session to end.
+async fn other_replicas_result(app: &App, old: &Session, cookies: &RequestCookies) -> Shared {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER_REPLICA;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(loaded) = app.sessions.load(cookies, app.now()).await else {
+            return Shared::Ended;
+        };
+        let s = &loaded.session;
+        if s.refresh_token != old.refresh_token || s.access_expires_at != old.access_expires_at {
+            return Shared::Reloaded(Arc::clone(s));
+        }
+    }
+    tracing::warn!(user = %old.identity.user, "another replica's token refresh did not finish in time; keeping the session");
+    Shared::Failed
 }

@@ -1,5 +1,6 @@
 //! Things that may be used only once: a login's `state`, a SAML assertion id, a back-channel
-//! logout token's `jti`. Each is remembered until it could no longer be valid anyway. With a
+//! logout token's `jti`, and a refresh token (a lock: one replica refreshes, the others wait for
+//! its result). Each is remembered until it could no longer be valid anyway. With a
 //! shared store (`session.store: redis://…`) the memory is Redis (`SET NX EX`), so a response
 //! replayed at another replica is refused too; otherwise it is this process's memory.
 
@@ -20,6 +21,7 @@ pub enum Once {
     LoginState,
     SamlAssertion,
     LogoutToken,
+    RefreshToken,
 }
 
 impl Once {
@@ -28,6 +30,7 @@ impl Once {
             Once::LoginState => "state",
             Once::SamlAssertion => "assertion",
             Once::LogoutToken => "jti",
+            Once::RefreshToken => "refresh",
         }
     }
 }
@@ -61,6 +64,11 @@ impl UseOnce {
                 .build(),
             redis,
         }
+    }
+
+    /// Whether the marks are shared with other replicas (in Redis).
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
     }
 
     /// `Ok(true)` the first time `what`/`key` is used within `ttl`, `Ok(false)` after that.
