@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use crate::admin::AdminState;
 use crate::clearml::Bridge;
 use crate::config::Config;
+use crate::config::{SessionConfig, SessionStoreKind};
 use crate::providers::backchannel::Revocations;
 use crate::providers::jwks::JwksCache;
 use crate::providers::refresh::Refresher;
@@ -19,6 +20,7 @@ use crate::providers::Registry;
 use crate::proxy::decide::Routes;
 use crate::proxy::headers::StripRules;
 use crate::proxy::identity_token::IdentitySigner;
+use crate::session::memory::MemoryStore;
 use crate::session::{self, CookieNames, PendingStore, SessionStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{StoreError, UserStore};
@@ -65,6 +67,8 @@ pub struct App {
     /// SAML assertions already used (all connections).
     pub saml_replay: AssertionReplay,
     pub sessions: Arc<dyn SessionStore>,
+    /// The same store when it is the memory store, for the sessions gauge of the metrics.
+    pub memory_sessions: Option<Arc<MemoryStore>>,
     pub pending: PendingStore,
     pub cookie_names: CookieNames,
     pub routes: Routes,
@@ -110,9 +114,11 @@ impl App {
         let registry = admin.load_stored(registry, &config, &http, &jwks);
         let secure = config.public_url.scheme() == "https";
         let upstream_addr = resolve(&config.upstream)?;
+        let (sessions, memory_sessions) =
+            session_store(&config.session, secure).map_err(StartError::SessionStore)?;
         Ok(App {
-            sessions: session::build_store(&config.session, secure)
-                .map_err(StartError::SessionStore)?,
+            sessions,
+            memory_sessions,
             pending: session::build_pending(&config.session, secure),
             cookie_names: session::cookie_names(&config.session, secure),
             routes: Routes {
@@ -231,6 +237,21 @@ impl App {
     }
 }
 
+/// The configured session store, and a handle on it when it is the memory store (the sessions
+/// gauge of the metrics; the cookie and Redis stores report none).
+fn session_store(
+    config: &SessionConfig,
+    secure: bool,
+) -> Result<(Arc<dyn SessionStore>, Option<Arc<MemoryStore>>), String> {
+    match config.store {
+        SessionStoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new(config, secure));
+            Ok((store.clone(), Some(store)))
+        }
+        _ => Ok((session::build_store(config, secure)?, None)),
+    }
+}
+
 fn resolve(url: &url::Url) -> Result<SocketAddr, StartError> {
     use std::net::ToSocketAddrs;
     let host = url.host_str().unwrap_or_default();
@@ -263,13 +284,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
     };
     let metrics_listen = config.metrics_listen;
     let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
-    let metrics = app.metrics.clone();
     spawn_background(app.clone())?;
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut service =
-        pingora::proxy::http_proxy_service(&server.configuration, crate::proxy::SsoProxy::new(app));
+    let mut service = pingora::proxy::http_proxy_service(
+        &server.configuration,
+        crate::proxy::SsoProxy::new(app.clone()),
+    );
     match &tls {
         Some(t) => service
             .add_tls(
@@ -282,7 +304,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     server.add_service(service);
     if let Some(addr) = metrics_listen {
-        let app = pingora::apps::http_app::HttpServer::new_app(MetricsService(metrics));
+        let app = pingora::apps::http_app::HttpServer::new_app(MetricsService(app.clone()));
         let mut metrics_service =
             pingora::services::listening::Service::new("metrics".to_owned(), app);
         metrics_service.add_tcp(&addr.to_string());
