@@ -31,7 +31,7 @@ use crate::app::App;
 use crate::endpoints::{Request, Response};
 use crate::store::{AdminStore, AuditEntry, Group, Invite};
 
-pub use registry::Built;
+pub use registry::{configured_connections, replace_configured, Built};
 
 /// The admin plane's state, one per process.
 pub struct AdminState {

@@ -9,7 +9,8 @@ use arc_swap::ArcSwap;
 
 use crate::admin::AdminState;
 use crate::clearml::Bridge;
-use crate::config::Config;
+use crate::config::{Config, Sources};
+use crate::config::{SessionConfig, SessionStoreKind};
 use crate::providers::backchannel::Revocations;
 use crate::providers::jwks::JwksCache;
 use crate::providers::refresh::Refresher;
@@ -18,10 +19,13 @@ use crate::providers::Registry;
 use crate::proxy::decide::Routes;
 use crate::proxy::headers::StripRules;
 use crate::proxy::identity_token::IdentitySigner;
+use crate::reload::Reloader;
+use crate::session::memory::MemoryStore;
 use crate::session::{self, CookieNames, PendingStore, SessionStore, UseOnce};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{StoreError, UserStore};
 use crate::telemetry::metrics::{Metrics, MetricsService};
+use crate::tls::{CertPair, CertResolver};
 
 /// The clock, injectable for tests.
 pub trait Clock: Send + Sync {
@@ -65,6 +69,8 @@ pub struct App {
     /// replicas when the session store is).
     pub once: Arc<UseOnce>,
     pub sessions: Arc<dyn SessionStore>,
+    /// The same store when it is the memory store, for the sessions gauge of the metrics.
+    pub memory_sessions: Option<Arc<MemoryStore>>,
     pub pending: PendingStore,
     pub cookie_names: CookieNames,
     pub routes: Routes,
@@ -110,12 +116,13 @@ impl App {
         let registry = admin.load_stored(registry, &config, &http, &jwks);
         let secure = config.public_url.scheme() == "https";
         let upstream_addr = resolve(&config.upstream)?;
-        let sessions =
-            session::build_store(&config.session, secure).map_err(StartError::SessionStore)?;
+        let (sessions, memory_sessions) =
+            session_store(&config.session, secure).map_err(StartError::SessionStore)?;
         let once = Arc::new(UseOnce::new(sessions.shared()));
         Ok(App {
             pending: session::build_pending(&config.session, secure, once.clone()),
             sessions,
+            memory_sessions,
             once,
             cookie_names: session::cookie_names(&config.session, secure),
             routes: Routes {
@@ -233,6 +240,21 @@ impl App {
     }
 }
 
+/// The session store, and the memory store again when that is the one (for the metrics).
+type Stores = (Arc<dyn SessionStore>, Option<Arc<MemoryStore>>);
+
+/// The configured session store, and a handle on it when it is the memory store (the sessions
+/// gauge of the metrics; the cookie and Redis stores report none).
+fn session_store(config: &SessionConfig, secure: bool) -> Result<Stores, String> {
+    match config.store {
+        SessionStoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new(config, secure));
+            Ok((store.clone(), Some(store)))
+        }
+        _ => Ok((session::build_store(config, secure)?, None)),
+    }
+}
+
 fn resolve(url: &url::Url) -> Result<SocketAddr, StartError> {
     use std::net::ToSocketAddrs;
     let host = url.host_str().unwrap_or_default();
@@ -246,8 +268,9 @@ fn resolve(url: &url::Url) -> Result<SocketAddr, StartError> {
 }
 
 /// Start the server and serve until SIGTERM/SIGINT. Discovery runs in the background; the
-/// listener answers at once (`/_sso/readyz` tells when the connections are usable).
-pub fn run(config: Config) -> Result<(), RunError> {
+/// listener answers at once (`/_sso/readyz` tells when the connections are usable). SIGHUP
+/// (and `watch_config`) reload the configuration from `sources` ([`crate::reload`]).
+pub fn run(config: Config, sources: Sources) -> Result<(), RunError> {
     use pingora::server::configuration::ServerConf;
     use pingora::server::Server;
 
@@ -264,27 +287,34 @@ pub fn run(config: Config) -> Result<(), RunError> {
         ..ServerConf::default()
     };
     let metrics_listen = config.metrics_listen;
+    let certs = match &tls {
+        Some(t) => Some(Arc::new(CertResolver::new(
+            CertPair::read(t).map_err(|e| RunError::Tls(e.to_string()))?,
+        ))),
+        None => None,
+    };
     let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
-    let metrics = app.metrics.clone();
-    spawn_background(app.clone())?;
+    spawn_background(
+        app.clone(),
+        Reloader::new(app.clone(), sources, certs.clone()),
+    )?;
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut service =
-        pingora::proxy::http_proxy_service(&server.configuration, crate::proxy::SsoProxy::new(app));
-    match &tls {
-        Some(t) => service
-            .add_tls(
-                &listen,
-                &t.cert_file.to_string_lossy(),
-                &t.key_file.to_string_lossy(),
-            )
-            .map_err(|e| RunError::Tls(e.to_string()))?,
+    let mut service = pingora::proxy::http_proxy_service(
+        &server.configuration,
+        crate::proxy::SsoProxy::new(app.clone()),
+    );
+    match &certs {
+        Some(certs) => {
+            let settings = certs.settings().map_err(|e| RunError::Tls(e.to_string()))?;
+            service.add_tls_with_settings(&listen, None, settings);
+        }
         None => service.add_tcp(&listen),
     }
     server.add_service(service);
     if let Some(addr) = metrics_listen {
-        let app = pingora::apps::http_app::HttpServer::new_app(MetricsService(metrics));
+        let app = pingora::apps::http_app::HttpServer::new_app(MetricsService(app.clone()));
         let mut metrics_service =
             pingora::services::listening::Service::new("metrics".to_owned(), app);
         metrics_service.add_tcp(&addr.to_string());
@@ -304,13 +334,19 @@ pub enum RunError {
     Runtime(String),
 }
 
-/// A small runtime of its own for discovery and other background work, alive for the life of
-/// the process (connections it pooled stay usable).
-fn spawn_background(app: Arc<App>) -> Result<(), RunError> {
+/// A small runtime of its own for discovery, reloads and other background work, alive for the
+/// life of the process (connections it pooled stay usable).
+fn spawn_background(app: Arc<App>, reloader: Reloader) -> Result<(), RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Runtime(e.to_string()))?;
+    // Registered before the server starts, so a SIGHUP never meets the default (exit).
+    let hangup = {
+        let _rt = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| RunError::Runtime(e.to_string()))?
+    };
     std::thread::Builder::new()
         .name("sso-background".into())
         .spawn(move || {
@@ -319,6 +355,7 @@ fn spawn_background(app: Arc<App>) -> Result<(), RunError> {
                 app.sessions.start().await;
                 tokio::spawn(crate::providers::saml::metadata_refresh(app.clone()));
                 tokio::spawn(app.clone().check_bridge_until_ready());
+                tokio::spawn(crate::reload::watch(Arc::new(reloader), hangup));
                 app.discover_until_ready().await;
                 std::future::pending::<()>().await;
             })

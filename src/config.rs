@@ -81,6 +81,8 @@ pub struct Config {
     pub headers: HeadersConfig,
     pub log: LogConfig,
     pub metrics_listen: Option<SocketAddr>,
+    /// Reload when the config file (or the TLS certificate/key) changes (`watch_config`).
+    pub watch_config: bool,
     pub admin_token: Option<Secret<String>>,
     pub directory: DirectoryConfig,
     /// The ClearML bridge, when `clearml.enabled`.
@@ -91,7 +93,7 @@ pub struct Config {
     pub saml_providers: Vec<SamlProviderConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
@@ -212,7 +214,7 @@ pub enum PkceMethod {
 }
 
 /// Claim names (dotted paths allowed) read into an `Identity`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClaimNames {
     pub user_id: String,
     pub email: String,
@@ -223,7 +225,7 @@ pub struct ClaimNames {
     pub preferred_username: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GroupsConfig {
     pub claim: String,
     pub enabled: bool,
@@ -233,7 +235,7 @@ pub struct GroupsConfig {
 }
 
 /// Explicit endpoints; each overrides what discovery found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OidcEndpoints {
     pub authorize_url: Option<Url>,
     pub access_token_url: Option<Url>,
@@ -244,7 +246,7 @@ pub struct OidcEndpoints {
 }
 
 /// One OIDC connection (`providers.<id>` or the ClearML `oauth_client` variables).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OidcProviderConfig {
     pub id: String,
     pub preset: Preset,
@@ -392,6 +394,7 @@ pub fn render_redacted(config: &Config) -> String {
         metrics_listen.unwrap_or(Value::Null),
     );
     put(&mut root, "metrics", metrics);
+    put(&mut root, "watch_config", config.watch_config);
     let mut admin = Mapping::new();
     put(&mut admin, "token", redacted(config.admin_token.is_some()));
     put(&mut root, "admin", admin);

@@ -130,6 +130,8 @@ impl Response {
 /// Answer one of our routes. Errors become their page here, so the proxy only writes.
 pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
     let callback = match &route {
+        // A Test Provider login is no login: it is not counted.
+        OwnRoute::Callback(_) if crate::admin::test_login::owns(app, req) => None,
         OwnRoute::Callback(id) => Some(id.clone()),
         _ => None,
     };
@@ -163,8 +165,14 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
 }
 
 /// A callback that set our session cookie is a login; an error is a failed one; anything else
-/// (a SAML logout response) is neither.
+/// (a SAML logout response) is neither. An id the registry does not know is counted as
+/// `(unknown)`, so a scan of `/callback_<random>` cannot grow the metrics.
 fn count_login(app: &App, id: &str, result: &Result<Response, Error>) {
+    let connection = if app.registry.load().contains(id) {
+        id
+    } else {
+        "(unknown)"
+    };
     let session_cookie = app.cookie_names.session();
     match result {
         Ok(r) => {
@@ -172,9 +180,9 @@ fn count_login(app: &App, id: &str, result: &Result<Response, Error>) {
                 n == SET_COOKIE && v.as_bytes().starts_with(session_cookie.as_bytes())
             });
             if created {
-                app.metrics.login(id, true);
+                app.metrics.login_succeeded(connection);
             }
         }
-        Err(_) => app.metrics.login(id, false),
+        Err(e) => app.metrics.login_failed(connection, e.login_failure()),
     }
 }

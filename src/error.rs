@@ -8,8 +8,10 @@ use crate::identity::Refusal;
 use crate::providers::id_token::TokenError;
 use crate::providers::jwks::JwksError;
 use crate::providers::oidc::OidcError;
+use crate::providers::saml::verify::ResponseError;
 use crate::providers::saml::SamlError;
 use crate::session::{PendingError, SessionError};
+use crate::telemetry::metrics::LoginFailure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,6 +79,50 @@ impl Error {
             Error::Saml(SamlError::Refused(_)) => "Access denied",
             Error::Saml(_) => "Sign-in failed",
         }
+    }
+}
+
+impl Error {
+    /// The `reason` of a failed login in the metrics: a small fixed set.
+    pub fn login_failure(&self) -> LoginFailure {
+        match self {
+            Error::Pending(_) => LoginFailure::State,
+            Error::BadRequest(_) => LoginFailure::BadRequest,
+            Error::Refused(_) | Error::Forbidden(_) => LoginFailure::Admission,
+            Error::Clearml(_) => LoginFailure::UpstreamProvisioning,
+            Error::Oidc(e) => oidc_failure(e),
+            Error::Saml(SamlError::Response(ResponseError::Status { .. })) => {
+                LoginFailure::IdpError
+            }
+            Error::Saml(SamlError::Response(_)) => LoginFailure::SamlResponse,
+            Error::Saml(SamlError::Refused(_)) => LoginFailure::Admission,
+            Error::Saml(
+                SamlError::Unreachable(_) | SamlError::NotReady | SamlError::Metadata(_),
+            ) => LoginFailure::IdpUnavailable,
+            Error::Saml(SamlError::Message(_) | SamlError::Key(_))
+            | Error::NotFound
+            | Error::MethodNotAllowed
+            | Error::UnknownConnection(_)
+            | Error::NoConnections
+            | Error::Session(_) => LoginFailure::Other,
+        }
+    }
+}
+
+fn oidc_failure(e: &OidcError) -> LoginFailure {
+    match e {
+        OidcError::IdpError { .. } => LoginFailure::IdpError,
+        OidcError::Unreachable(_)
+        | OidcError::Discovery(_)
+        | OidcError::NotReady(_)
+        | OidcError::Jwks(JwksError::Fetch { .. } | JwksError::Status { .. })
+        | OidcError::Jwks(JwksError::Malformed { .. }) => LoginFailure::IdpUnavailable,
+        OidcError::TokenRejected(_) => LoginFailure::Token,
+        OidcError::Token(_) | OidcError::AccessToken(_) | OidcError::Jwks(_) => {
+            LoginFailure::IdToken
+        }
+        OidcError::Userinfo(_) => LoginFailure::Userinfo,
+        OidcError::Refused(_) => LoginFailure::Admission,
     }
 }
 

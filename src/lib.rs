@@ -17,6 +17,8 @@ pub mod identity;
 pub mod providers;
 pub mod proxy;
 pub mod redis;
+pub mod reload;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

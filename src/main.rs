@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     }
     sso_proxy::telemetry::init(&config.log);
     warn_insecure(&config);
-    match sso_proxy::app::run(config) {
+    match sso_proxy::app::run(config, sources) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "sso-proxy could not start");

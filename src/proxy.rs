@@ -42,6 +42,9 @@ pub struct Ctx {
     span: tracing::Span,
     /// Set when the request is forwarded.
     forward: Option<Forward>,
+    /// For the metrics: the decision, and when the upstream was chosen.
+    outcome: Option<Outcome>,
+    upstream_started: Option<Instant>,
 }
 
 struct Forward {
@@ -83,7 +86,7 @@ impl SsoProxy {
         let path = match path::normalize(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
-                app.metrics.request(Outcome::BadPath);
+                ctx.outcome = Some(Outcome::BadPath);
                 tracing::debug!(error = %e, "path refused");
                 let body = format!(
                     "{{\"error\":\"bad_request\",\"message\":\"{e}\",\"request_id\":\"{}\"}}",
@@ -129,7 +132,7 @@ impl SsoProxy {
             _ => None,
         };
         tracing::debug!(?decision, path = %path, api_client, "decided");
-        app.metrics.request(match decision {
+        ctx.outcome = Some(match decision {
             Decision::Forward => Outcome::Forwarded,
             Decision::RedirectToLogin => Outcome::RedirectedToLogin,
             Decision::Unauthenticated => Outcome::Unauthenticated,
@@ -301,6 +304,8 @@ impl ProxyHttp for SsoProxy {
             request_id,
             started: Instant::now(),
             forward: None,
+            outcome: None,
+            upstream_started: None,
         }
     }
 
@@ -312,8 +317,9 @@ impl ProxyHttp for SsoProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> pingora::Result<Box<HttpPeer>> {
+        ctx.upstream_started.get_or_insert_with(Instant::now);
         Ok(Box::new(upstream::peer(&self.app)))
     }
 
@@ -353,6 +359,9 @@ impl ProxyHttp for SsoProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        if let Some(started) = ctx.upstream_started.take() {
+            self.app.metrics.upstream(started.elapsed());
+        }
         if let Some(forward) = ctx.forward.as_mut() {
             for cookie in forward.set_cookies.drain(..) {
                 upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
@@ -404,6 +413,10 @@ impl ProxyHttp for SsoProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        self.app.metrics.request(ctx.outcome, status);
+        if let Some(started) = ctx.upstream_started.take() {
+            self.app.metrics.upstream(started.elapsed());
+        }
         let req = session.req_header();
         let _g = ctx.span.enter();
         let elapsed_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);

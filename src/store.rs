@@ -42,6 +42,11 @@ pub trait UserStore: Send + Sync {
     fn put(&self, record: &UserRecord) -> Result<(), StoreError>;
     /// True when any connection's user has this email (case-insensitive).
     fn email_known(&self, email: &str) -> Result<bool, StoreError>;
+    /// Operations of this store that failed so far (any caller, admin ones included), for the
+    /// metrics.
+    fn error_count(&self) -> u64 {
+        0
+    }
 }
 
 /// A connection created through the admin API. `settings` holds the connection's keys exactly

@@ -33,6 +33,7 @@ mod open_redirect;
 mod path_normalisation;
 mod pkce;
 mod readme_reference;
+mod reload;
 mod replicas;
 mod saml_config;
 mod saml_login;

@@ -1,5 +1,5 @@
 //! The connection registry as the admin plane assembles it: the configured connections (file
-//! and environment, fixed for the process) plus the stored ones, rebuilt and swapped whole on
+//! and environment; replaced by a configuration reload) plus the stored ones, rebuilt and swapped whole on
 //! every change. A stored connection whose settings did not change keeps its provider object
 //! (discovery results, JWKS and replay caches); a new or changed one is built afresh and its
 //! discovery (OIDC) or metadata fetch (SAML from a URL) starts in the background at once.
@@ -172,16 +172,44 @@ impl AdminState {
 /// Rebuild the registry from the configured connections and the store, and swap it in.
 /// `fresh` is the connection just saved (already built, with prefetched SAML metadata).
 pub fn rebuild(app: &App, fresh: Option<Built>) -> Result<(), StoreError> {
-    let admin = &app.admin;
-    let stored = admin.store.list_connections()?;
     let old = app.registry.load_full();
+    let configured = configured_connections(&old);
+    assemble(app, &old, configured, fresh)
+}
+
+/// A configuration reload: `configured` (the connections of the file and environment, built)
+/// replaces the configured part of the registry; the stored connections are assembled on top
+/// as on every admin change, and the result is swapped in. Serialised with admin changes.
+pub async fn replace_configured(app: &App, configured: Registry) -> Result<(), StoreError> {
+    let _change = app.admin.changes.lock().await;
+    let old = app.registry.load_full();
+    assemble(app, &old, configured, None)
+}
+
+/// The connections of `registry` that come from the file or the environment.
+pub fn configured_connections(registry: &Registry) -> Registry {
     let mut next = Registry::default();
-    for p in old.all().filter(|p| p.config.source != ADMIN_SOURCE) {
+    for p in registry.all().filter(|p| p.config.source != ADMIN_SOURCE) {
         next.insert_oidc(p.clone());
     }
-    for p in old.saml_all().filter(|p| p.config.source != ADMIN_SOURCE) {
+    for p in registry
+        .saml_all()
+        .filter(|p| p.config.source != ADMIN_SOURCE)
+    {
         next.insert_saml(p.clone());
     }
+    next
+}
+
+/// `next` (the configured connections) plus the stored ones, swapped in for `old`.
+fn assemble(
+    app: &App,
+    old: &Registry,
+    mut next: Registry,
+    fresh: Option<Built>,
+) -> Result<(), StoreError> {
+    let admin = &app.admin;
+    let stored = admin.store.list_connections()?;
     let known = admin.built.lock().map(|b| b.clone()).unwrap_or_default();
     let mut fingerprints = HashMap::new();
     let mut errors = std::collections::BTreeMap::new();
@@ -192,7 +220,7 @@ pub fn rebuild(app: &App, fresh: Option<Built>) -> Result<(), StoreError> {
         }
         let fp = fingerprint(c);
         let reused = (known.get(&c.id) == Some(&fp))
-            .then(|| previous(&old, &c.id))
+            .then(|| previous(old, &c.id))
             .flatten();
         let (built, is_new) = match (&fresh, reused) {
             (Some(f), _) if f.id() == c.id => (Ok(f.clone()), true),
@@ -216,7 +244,7 @@ pub fn rebuild(app: &App, fresh: Option<Built>) -> Result<(), StoreError> {
             }
         }
     }
-    app.retired.retire_replaced(&old, &next);
+    app.retired.retire_replaced(old, &next);
     app.registry.store(Arc::new(next));
     if let Ok(mut built) = admin.built.lock() {
         *built = fingerprints;

@@ -169,7 +169,7 @@ pub enum IdpMetadataSource {
 
 /// One SAML connection (`providers.<id>` with `protocol: saml`, or the ClearML `saml_client`
 /// variables), validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SamlProviderConfig {
     pub id: String,
     pub preset: SamlPreset,

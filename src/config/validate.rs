@@ -212,6 +212,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
         headers,
         log,
         metrics_listen,
+        watch_config: raw.watch_config.unwrap_or(false),
         admin_token: admin_token.map(Secret::new),
         directory: DirectoryConfig {
             known_users: trimmed(directory.known_users),

@@ -39,6 +39,9 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         None if active.len() == 1 => active.first(),
         None => None,
     };
+    if let Some(connection) = chosen {
+        app.metrics.login_started(connection.id());
+    }
     match chosen {
         Some(Connection::Oidc(provider)) => return start(app, provider, rd, req).await,
         Some(Connection::Saml(provider)) => {

@@ -3,6 +3,7 @@
 //! are single-flight. Cached keys keep working while the IdP is down.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,11 +118,16 @@ fn key_family(jwk: &Jwk) -> Option<jsonwebtoken::AlgorithmFamily> {
     }
 }
 
+/// `result` labels of JWKS fetches, by index of [`JwksCache::fetch_counts`].
+const FETCH_RESULTS: [&str; 4] = ["success", "unreachable", "http_error", "malformed"];
+
 /// Key sets per JWKS URI, shared by every connection.
 pub struct JwksCache {
     sets: moka::future::Cache<String, Arc<KeySet>>,
     last_refetch: Mutex<HashMap<String, Instant>>,
     http: reqwest::Client,
+    /// Fetches by result, in [`FETCH_RESULTS`] order (for the metrics).
+    fetches: [AtomicU64; 4],
 }
 
 impl JwksCache {
@@ -130,7 +136,13 @@ impl JwksCache {
             sets: moka::future::Cache::builder().max_capacity(1024).build(),
             last_refetch: Mutex::new(HashMap::new()),
             http,
+            fetches: Default::default(),
         }
+    }
+
+    /// How many fetches ended how: `success`, `unreachable`, `http_error`, `malformed`.
+    pub fn fetch_counts(&self) -> [(&'static str, u64); 4] {
+        std::array::from_fn(|i| (FETCH_RESULTS[i], self.fetches[i].load(Ordering::Relaxed)))
     }
 
     /// Keep a pre-parsed set (tests and benchmarks use this to skip the network).
@@ -194,6 +206,18 @@ impl JwksCache {
     }
 
     async fn fetch(&self, uri: &Url) -> Result<Arc<KeySet>, JwksError> {
+        let result = self.fetch_once(uri).await;
+        let slot = match &result {
+            Ok(_) => 0,
+            Err(JwksError::Fetch { .. }) => 1,
+            Err(JwksError::Status { .. }) => 2,
+            Err(_) => 3,
+        };
+        self.fetches[slot].fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn fetch_once(&self, uri: &Url) -> Result<Arc<KeySet>, JwksError> {
         let resp = self
             .http
             .get(uri.clone())

@@ -1,6 +1,7 @@
 //! The SQLite [`UserStore`]: one file at `state.path` (`:memory:` keeps nothing). Calls are
 //! short indexed statements behind a mutex; they run on login paths only.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -26,6 +27,8 @@ CREATE INDEX IF NOT EXISTS users_email ON users (email COLLATE NOCASE);
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Failed operations so far (`sso_proxy_store_errors_total`).
+    errors: AtomicU64,
 }
 
 impl SqliteStore {
@@ -48,12 +51,20 @@ impl SqliteStore {
             })?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            errors: AtomicU64::new(0),
         })
     }
 
+    /// Every operation runs here, so every failure is counted here.
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(f(&conn)?)
+        let result = match self.conn.lock() {
+            Ok(conn) => f(&conn).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Poisoned),
+        };
+        if result.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 }
 
@@ -117,6 +128,10 @@ impl UserStore for SqliteStore {
                 .query_row(params![email], |row| row.get::<_, bool>(0))
         })
     }
+
+    fn error_count(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +168,17 @@ mod tests {
         );
         assert!(store.email_known("a@EXAMPLE.com").unwrap());
         assert!(!store.email_known("b@example.com").unwrap());
+    }
+
+    #[test]
+    fn failed_operations_are_counted() {
+        let store = SqliteStore::open(":memory:").unwrap();
+        store.get("kc", "u1").unwrap();
+        assert_eq!(store.error_count(), 0);
+        store.with(|c| c.execute_batch("DROP TABLE users")).unwrap();
+        assert!(store.get("kc", "u1").is_err());
+        assert!(store.email_known("a@example.com").is_err());
+        assert_eq!(store.error_count(), 2);
     }
 
     #[test]

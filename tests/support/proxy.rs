@@ -33,6 +33,28 @@ impl Proxy {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Send a signal (`HUP`, `TERM`, ...) to the proxy process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Wait until `needle` occurs `count` times in the proxy's output; panics after 15 s.
+    pub async fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.logs().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} did not appear {count} time(s) in the proxy's output"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn print_logs(&self) {
         let logs = self.logs();
         let lines: Vec<&str> = logs.lines().collect();
@@ -93,6 +115,13 @@ pub async fn spawn_proxy_env(yaml: &str, wait_ready: bool, env: &[(String, Strin
         .and_then(|p| p.parse().ok())
         .expect("listen has a port");
     let public_url = parsed["public_url"].as_str().unwrap_or_default().to_owned();
+    // With `tls:` the listener speaks HTTPS (readiness is then checked without verifying the
+    // certificate).
+    let scheme = if parsed["tls"].is_mapping() {
+        "https"
+    } else {
+        "http"
+    };
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config_path = dir.path().join("sso-proxy.yaml");
@@ -115,7 +144,7 @@ pub async fn spawn_proxy_env(yaml: &str, wait_ready: bool, env: &[(String, Strin
     pump(child.stderr.take().expect("stderr"), logs.clone());
 
     let mut proxy = Proxy {
-        base_url: format!("http://{listen}"),
+        base_url: format!("{scheme}://{listen}"),
         port,
         public_url,
         config_path,
@@ -134,6 +163,7 @@ impl Proxy {
     async fn wait_for(&mut self, path: &str) {
         let client = reqwest::Client::builder()
             .no_proxy()
+            .danger_accept_invalid_certs(true)
             .timeout(Duration::from_secs(2))
             .build()
             .expect("client");

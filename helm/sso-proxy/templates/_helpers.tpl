@@ -115,7 +115,7 @@ which every mode renders.
 {{- $store := toString (default "memory" $session.store) }}
 {{- $many := or (and (not .Values.autoscaling.enabled) (gt (int .Values.replicaCount) 1)) (and .Values.autoscaling.enabled (gt (int .Values.autoscaling.maxReplicas) 1)) }}
 {{- if and $many (eq $store "memory") }}
-{{- fail "more than one replica (replicaCount or autoscaling.maxReplicas > 1) needs config.session.store: cookie, or a shared store (redis://...) once the proxy has one; the in-process memory store would log people out whenever a request reaches another pod" }}
+{{- fail "more than one replica (replicaCount or autoscaling.maxReplicas > 1) needs a shared session store (config.session.store: redis://...) or config.session.store: cookie; the in-process memory store would log people out whenever a request reaches another pod" }}
 {{- end }}
 {{- if and $many .Values.persistence.enabled (not .Values.persistence.existingClaim) (has "ReadWriteOnce" .Values.persistence.accessModes) }}
 {{- fail "more than one replica with persistence.accessModes ReadWriteOnce: pods on other nodes could not mount the volume; use ReadWriteMany (every pod then shares the SQLite file) or one replica" }}
