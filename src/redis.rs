@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError};
 
 use crate::config::RedisConfig;
 
@@ -36,10 +38,104 @@ pub enum RedisFailure {
 
 pub struct Redis {
     display: String,
-    client: redis::Client,
-    manager: OnceLock<ConnectionManager>,
+    target: Target,
+    manager: ArcSwapOption<ConnectionManager>,
+    /// The master's address the manager talks to (Sentinel: changes at a failover).
+    master: Mutex<Option<String>>,
+    started: AtomicBool,
     healthy: AtomicBool,
     handlers: Arc<Mutex<HashMap<Vec<u8>, Vec<Handler>>>>,
+}
+
+/// Where the data lives: one server, or the master that Sentinel names.
+enum Target {
+    Single(redis::Client),
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+}
+
+/// `redis+sentinel://[:password@]host[:port][,host[:port]...]/<service>[/<db>]`, split up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelUrl {
+    /// `(host, port)` of each Sentinel (port 26379 when not given).
+    pub sentinels: Vec<(String, u16)>,
+    pub service: String,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl SentinelUrl {
+    pub const SCHEME: &'static str = "redis+sentinel://";
+
+    /// Parse a Sentinel URL; errors name the part that is wrong (never the password).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix(Self::SCHEME)
+            .ok_or("a Sentinel URL starts with redis+sentinel://")?;
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, rest),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(u) => {
+                let decode = |v: &str| {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8()
+                        .map(|c| c.into_owned())
+                        .map_err(|_| "the user or password is not UTF-8".to_owned())
+                };
+                match u.split_once(':') {
+                    Some((user, pw)) => (
+                        Some(decode(user)?).filter(|s| !s.is_empty()),
+                        Some(decode(pw)?),
+                    ),
+                    None => (Some(decode(u)?).filter(|s| !s.is_empty()), None),
+                }
+            }
+        };
+        let mut parts = rest.split('/');
+        let hosts = parts.next().unwrap_or_default();
+        let service = parts
+            .next()
+            .filter(|s| !s.is_empty())
+            .ok_or(
+                "name the monitored master after the hosts: redis+sentinel://host:26379/mymaster",
+            )?
+            .to_owned();
+        let db = match parts.next().filter(|s| !s.is_empty()) {
+            None => 0,
+            Some(db) => db
+                .parse::<u16>()
+                .map(i64::from)
+                .map_err(|_| "the database after the master name must be a number, like /0")?,
+        };
+        if parts.next().is_some() {
+            return Err("too many path segments: use /<master name>[/<db>]".to_owned());
+        }
+        let mut sentinels = Vec::new();
+        for host in hosts.split(',') {
+            let (name, port) = match host.rsplit_once(':') {
+                Some((name, port)) => (
+                    name,
+                    port.parse::<u16>()
+                        .map_err(|_| format!("`{host}`: the port is not a number"))?,
+                ),
+                None => (host, 26379),
+            };
+            if name.is_empty() {
+                return Err("a Sentinel host is empty".to_owned());
+            }
+            sentinels.push((name.to_owned(), port));
+        }
+        Ok(SentinelUrl {
+            sentinels,
+            service,
+            db,
+            username,
+            password,
+        })
+    }
 }
 
 impl std::fmt::Debug for Redis {
@@ -54,6 +150,47 @@ impl std::fmt::Debug for Redis {
 impl Redis {
     /// Parses the URL; connects only in [`Redis::start`].
     pub fn new(config: &RedisConfig) -> Result<Self, String> {
+        let url = config.url.expose();
+        let target = if url.starts_with(SentinelUrl::SCHEME) {
+            Target::Sentinel(tokio::sync::Mutex::new(
+                Self::sentinel_client(url)
+                    .map_err(|e| format!("session.store: `{}`: {e}", config.display))?,
+            ))
+        } else {
+            Target::Single(Self::single_client(config)?)
+        };
+        Ok(Redis {
+            display: config.display.clone(),
+            target,
+            manager: ArcSwapOption::empty(),
+            master: Mutex::new(None),
+            started: AtomicBool::new(false),
+            healthy: AtomicBool::new(false),
+            handlers: Arc::default(),
+        })
+    }
+
+    fn sentinel_client(url: &str) -> Result<SentinelClient, String> {
+        let parsed = SentinelUrl::parse(url)?;
+        let nodes = parsed
+            .sentinels
+            .iter()
+            .map(|(host, port)| ConnectionAddr::Tcp(host.clone(), *port));
+        let mut builder =
+            SentinelClientBuilder::new(nodes, &parsed.service, SentinelServerType::Master)
+                .map_err(|e| describe(&e))?
+                .set_client_to_redis_db(parsed.db)
+                .set_client_to_redis_protocol(ProtocolVersion::RESP3);
+        if let Some(user) = &parsed.username {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(password) = &parsed.password {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        builder.build().map_err(|e| describe(&e))
+    }
+
+    fn single_client(config: &RedisConfig) -> Result<redis::Client, String> {
         let info = config
             .url
             .expose()
@@ -69,18 +206,11 @@ impl Redis {
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(|_| {
+        redis::Client::open(info.set_redis_settings(settings)).map_err(|_| {
             format!(
                 "session.store: `{}` is not a valid Redis URL",
                 config.display
             )
-        })?;
-        Ok(Redis {
-            display: config.display.clone(),
-            client,
-            manager: OnceLock::new(),
-            healthy: AtomicBool::new(false),
-            handlers: Arc::default(),
         })
     }
 
@@ -107,9 +237,19 @@ impl Redis {
     /// channels, and run the watchdog. Must run inside the tokio runtime that outlives every
     /// use (the proxy's background runtime); a second call does nothing.
     pub async fn start(self: &Arc<Self>) {
-        if self.manager.get().is_some() {
+        if self.started.swap(true, Ordering::SeqCst) {
             return;
         }
+        if let Target::Single(client) = &self.target {
+            if let Some(manager) = self.manager_for(client.clone()) {
+                self.manager.store(Some(Arc::new(manager)));
+            }
+        }
+        tokio::spawn(Arc::clone(self).watchdog());
+    }
+
+    /// A lazily connecting manager for `client`, dispatching pushes to the handlers.
+    fn manager_for(&self, client: redis::Client) -> Option<ConnectionManager> {
         let handlers = Arc::clone(&self.handlers);
         let dispatch = move |push: PushInfo| -> Result<(), redis::aio::SendError> {
             dispatch(&handlers, push);
@@ -122,17 +262,42 @@ impl Redis {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let manager = match ConnectionManager::new_lazy_with_config(self.client.clone(), config) {
-            Ok(m) => m,
+        match ConnectionManager::new_lazy_with_config(client, config) {
+            Ok(m) => Some(m),
             Err(e) => {
                 tracing::error!(redis = %self.display, error = %describe(&e), "Redis connection could not be set up");
+                None
+            }
+        }
+    }
+
+    /// Sentinel: ask for the current master and, when it moved (or at the start), talk to the
+    /// new one from now on.
+    async fn follow_master(&self) {
+        let Target::Sentinel(sentinel) = &self.target else {
+            return;
+        };
+        let client = match sentinel.lock().await.async_get_client().await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(redis = %self.display, error = %describe(&e), "Sentinel did not name a master");
                 return;
             }
         };
-        if self.manager.set(manager).is_err() {
-            return;
+        let address = client.get_connection_info().addr().to_string();
+        let moved = match self.master.lock() {
+            Ok(mut current) if current.as_deref() != Some(address.as_str()) => {
+                *current = Some(address.clone());
+                true
+            }
+            _ => false,
+        };
+        if moved {
+            if let Some(manager) = self.manager_for(client) {
+                tracing::info!(redis = %self.display, master = %address, "Redis master (from Sentinel)");
+                self.manager.store(Some(Arc::new(manager)));
+            }
         }
-        tokio::spawn(Arc::clone(self).watchdog());
     }
 
     /// Ping every second: keeps `is_healthy` current, makes the connection come back after an
@@ -141,6 +306,10 @@ impl Redis {
         let mut subscribed = false;
         let mut was_healthy = None;
         loop {
+            if self.manager.load().is_none() || !self.is_healthy() {
+                self.follow_master().await;
+                subscribed = false;
+            }
             let ok = self.ping().await.is_ok();
             if !ok {
                 subscribed = false;
@@ -168,7 +337,7 @@ impl Redis {
     }
 
     async fn subscribe_all(&self) -> bool {
-        let Some(mut conn) = self.manager.get().cloned() else {
+        let Some(mut conn) = self.manager.load_full().map(|m| (*m).clone()) else {
             return false;
         };
         let channels: Vec<Vec<u8>> = match self.handlers.lock() {
@@ -199,7 +368,7 @@ impl Redis {
         &self,
         cmd: redis::Cmd,
     ) -> Result<T, RedisFailure> {
-        let Some(mut conn) = self.manager.get().cloned() else {
+        let Some(mut conn) = self.manager.load_full().map(|m| (*m).clone()) else {
             return Err(RedisFailure::NotStarted(self.display.clone()));
         };
         match cmd.query_async::<T>(&mut conn).await {
@@ -269,5 +438,35 @@ fn dispatch(handlers: &Mutex<HashMap<Vec<u8>, Vec<Handler>>>, push: PushInfo) {
     };
     for handler in map.get(channel).into_iter().flatten() {
         handler(Some(payload));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SentinelUrl;
+
+    #[test]
+    fn sentinel_urls_name_hosts_master_and_database() {
+        let u = SentinelUrl::parse("redis+sentinel://:p%40ss@s1:26380,s2/mymaster/3").unwrap();
+        assert_eq!(
+            u.sentinels,
+            [("s1".to_owned(), 26380), ("s2".to_owned(), 26379)]
+        );
+        assert_eq!((u.service.as_str(), u.db), ("mymaster", 3));
+        assert_eq!(u.password.as_deref(), Some("p@ss"));
+        assert_eq!(u.username, None);
+        let plain = SentinelUrl::parse("redis+sentinel://s1/main").unwrap();
+        assert_eq!((plain.db, plain.password), (0, None));
+        for (bad, needle) in [
+            ("redis+sentinel://s1", "monitored master"),
+            ("redis+sentinel://s1:x/m", "port"),
+            ("redis+sentinel://s1/m/db", "database"),
+            ("redis+sentinel://,s2/m", "empty"),
+            ("redis+sentinel://s1/m/0/x", "too many"),
+            ("redis://s1/m", "redis+sentinel://"),
+        ] {
+            let e = SentinelUrl::parse(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
     }
 }

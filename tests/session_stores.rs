@@ -461,3 +461,45 @@ async fn a_back_channel_logout_ends_the_matching_sessions_on_every_replica() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_sentinel_url_follows_the_master_through_a_failover() {
+    let mut redis = support::redis::RedisSentinel::start();
+    let config = config(
+        SessionStoreKind::Redis,
+        Some(redis.url(0)),
+        3600,
+        Duration::from_millis(200),
+    );
+    let store = build_store(&config, false).unwrap();
+    store.start().await;
+    wait_ready(&store).await;
+    let before = browser(&store.create(alice(), t()).await.unwrap());
+    let on_master = redis.master.cli(&["KEYS", "sso-proxy:session:*"]);
+    assert_eq!(
+        on_master.lines().count(),
+        1,
+        "the session is on the master: {on_master}"
+    );
+
+    redis.fail_over();
+    // The store finds the promoted replica by itself and works again.
+    let s = store.clone();
+    wait_for(
+        "a session can be stored after the failover",
+        Duration::from_secs(15),
+        || {
+            let s = s.clone();
+            async move { s.create(alice(), t()).await.ok() }
+        },
+    )
+    .await;
+    wait_ready(&store).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        store.load(&before, t()).await.is_some(),
+        "replicated before the failover"
+    );
+    let on_new_master = redis.replica.cli(&["KEYS", "sso-proxy:session:*"]);
+    assert_eq!(on_new_master.lines().count(), 2, "{on_new_master}");
+}

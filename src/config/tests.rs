@@ -594,6 +594,22 @@ fn session_store_redis_urls() {
         assert!(has(&p, "session.store", needle), "{store}: {p:?}");
         assert!(!format!("{p:?}").contains("hunter2"), "{p:?}");
     }
+    let sentinel = ok(
+        Some(&with(
+            "redis+sentinel://:hunter2-pw@s1:26379,s2/mymaster/1",
+            "",
+        )),
+        &[],
+    );
+    assert_eq!(sentinel.session.store, SessionStoreKind::Redis);
+    let shown = &sentinel.session.redis.as_ref().unwrap().display;
+    assert!(
+        !shown.contains("hunter2") && shown.contains("s1:26379,s2/mymaster/1"),
+        "{shown}"
+    );
+    let p = problems(Some(&with("redis+sentinel://:hunter2-pw@s1", "")), &[]);
+    assert!(has(&p, "session.store", "monitored master"), "{p:?}");
+    assert!(!format!("{p:?}").contains("hunter2"), "{p:?}");
     let p = problems(Some(&with("redis://cache", ", local_cache_ttl: 0s")), &[]);
     assert!(
         has(&p, "session.local_cache_ttl", "longer than zero"),

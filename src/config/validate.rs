@@ -292,11 +292,18 @@ fn session(cx: &mut Ctx, raw: RawSession) -> Option<SessionConfig> {
             redis = redis_config(cx, s, local_cache_ttl);
             SessionStoreKind::Redis
         }
+        Some(s) if s.starts_with(crate::redis::SentinelUrl::SCHEME) => {
+            redis = sentinel_config(cx, s, local_cache_ttl);
+            SessionStoreKind::Redis
+        }
         Some(s) => {
             let shown = redact_url_password(s);
             cx.error(
                 "session.store",
-                format!("`{shown}` is not one of: memory, cookie, redis://host:port[/db]"),
+                format!(
+                    "`{shown}` is not one of: memory, cookie, redis://host:port[/db], \
+                     redis+sentinel://host:port[,host:port]/master[/db]"
+                ),
             );
             SessionStoreKind::Memory
         }
@@ -362,6 +369,23 @@ fn redis_config(cx: &mut Ctx, text: &str, local_cache_ttl: Duration) -> Option<R
             "session.store",
             format!("`{display}`: the path must be a database number, like /0"),
         );
+        return None;
+    }
+    if local_cache_ttl.is_zero() {
+        cx.error("session.local_cache_ttl", "must be longer than zero");
+    }
+    Some(RedisConfig {
+        url: Secret::new(text.to_owned()),
+        display,
+        local_cache_ttl,
+    })
+}
+
+/// `redis+sentinel://[:password@]host[:port][,…]/<master>[/<db>]`.
+fn sentinel_config(cx: &mut Ctx, text: &str, local_cache_ttl: Duration) -> Option<RedisConfig> {
+    let display = redact_url_password(text);
+    if let Err(e) = crate::redis::SentinelUrl::parse(text) {
+        cx.error("session.store", format!("`{display}`: {e}"));
         return None;
     }
     if local_cache_ttl.is_zero() {

@@ -10,13 +10,21 @@ use super::util::free_port;
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Extra arguments (e.g. `--replicaof`), or a config file for a Sentinel.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// A server started with `extra` arguments after the defaults.
+    pub fn start_with(extra: Vec<String>) -> Self {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            extra,
         };
         server.resume();
         server
@@ -51,6 +59,7 @@ impl RedisServer {
                 "--protected-mode",
                 "yes",
             ])
+            .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -85,5 +94,117 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A master, one replica and one Sentinel watching them (`mymaster`, quorum 1, a master counts
+/// as down after 500 ms), all on free loopback ports.
+pub struct RedisSentinel {
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    sentinel: Child,
+    pub sentinel_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start() -> Self {
+        let master = RedisServer::start();
+        let replica = RedisServer::start_with(vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master.port.to_string(),
+        ]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sentinel_port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\n\
+                 sentinel failover-timeout mymaster 2000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .expect("sentinel.conf");
+        let sentinel = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel runs");
+        let this = RedisSentinel {
+            master,
+            replica,
+            sentinel,
+            sentinel_port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !this
+            .replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            assert!(Instant::now() < deadline, "the replica does not sync");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        while this.master_port() != Some(this.master.port) {
+            assert!(
+                Instant::now() < deadline,
+                "Sentinel does not name the master"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        this
+    }
+
+    /// `redis+sentinel://127.0.0.1:<sentinel>/mymaster/<db>`.
+    pub fn url(&self, db: u16) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{}/mymaster/{db}",
+            self.sentinel_port
+        )
+    }
+
+    /// The master's port as the Sentinel reports it now.
+    pub fn master_port(&self) -> Option<u16> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.sentinel_port.to_string()])
+            .args(["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Wait until the replica has everything the master has, then kill the master and wait
+    /// until the Sentinel has promoted the replica.
+    pub fn fail_over(&mut self) {
+        self.master.cli(&["WAIT", "1", "2000"]);
+        self.master.stop();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.master_port() != Some(self.replica.port) {
+            assert!(
+                Instant::now() < deadline,
+                "Sentinel did not promote the replica"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.sentinel.kill();
+        let _ = self.sentinel.wait();
     }
 }
