@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError};
 
@@ -39,18 +41,44 @@ pub enum RedisFailure {
 pub struct Redis {
     display: String,
     target: Target,
-    manager: ArcSwapOption<ConnectionManager>,
+    manager: ArcSwapOption<Conn>,
     /// The master's address the manager talks to (Sentinel: changes at a failover).
     master: Mutex<Option<String>>,
     started: AtomicBool,
     healthy: AtomicBool,
-    handlers: Arc<Mutex<HashMap<Vec<u8>, Vec<Handler>>>>,
+    handlers: Handlers,
 }
 
-/// Where the data lives: one server, or the master that Sentinel names.
+type Handlers = Arc<Mutex<HashMap<Vec<u8>, Vec<Handler>>>>;
+
+/// Where the data lives: one server, the master that Sentinel names, or a Cluster.
 enum Target {
     Single(redis::Client),
     Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Cluster(ClusterClient),
+}
+
+/// A connection of either kind; both reconnect by themselves.
+#[derive(Clone)]
+enum Conn {
+    Manager(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Conn::Manager(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    async fn subscribe(&mut self, channel: &[u8]) -> redis::RedisResult<()> {
+        match self {
+            Conn::Manager(c) => c.subscribe(channel).await,
+            Conn::Cluster(c) => c.subscribe(channel).await,
+        }
+    }
 }
 
 /// `redis+sentinel://[:password@]host[:port][,host[:port]...]/<service>[/<db>]`, split up.
@@ -62,6 +90,44 @@ pub struct SentinelUrl {
     pub db: i64,
     pub username: Option<String>,
     pub password: Option<String>,
+}
+
+/// `redis+cluster://[:password@]host:port[,host:port...]`: some of the Cluster's nodes.
+pub struct ClusterUrl;
+
+impl ClusterUrl {
+    pub const SCHEME: &'static str = "redis+cluster://";
+
+    /// The node URLs (`redis://[:password@]host:port`) for the cluster client.
+    pub fn parse(text: &str) -> Result<Vec<String>, String> {
+        let rest = text
+            .strip_prefix(Self::SCHEME)
+            .ok_or("a Cluster URL starts with redis+cluster://")?;
+        let (userinfo, hosts) = match rest.rsplit_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, rest),
+        };
+        let hosts = hosts.trim_end_matches('/');
+        if hosts.contains('/') {
+            return Err("a Cluster has only database 0: no path after the nodes".to_owned());
+        }
+        let mut nodes = Vec::new();
+        for host in hosts.split(',') {
+            let (name, port) = host
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{host}`: give each node as host:port"))?;
+            port.parse::<u16>()
+                .map_err(|_| format!("`{host}`: the port is not a number"))?;
+            if name.is_empty() {
+                return Err("a Cluster node's host is empty".to_owned());
+            }
+            nodes.push(match userinfo {
+                Some(u) => format!("redis://{u}@{name}:{port}"),
+                None => format!("redis://{name}:{port}"),
+            });
+        }
+        Ok(nodes)
+    }
 }
 
 impl SentinelUrl {
@@ -151,11 +217,17 @@ impl Redis {
     /// Parses the URL; connects only in [`Redis::start`].
     pub fn new(config: &RedisConfig) -> Result<Self, String> {
         let url = config.url.expose();
+        let handlers: Handlers = Arc::default();
         let target = if url.starts_with(SentinelUrl::SCHEME) {
             Target::Sentinel(tokio::sync::Mutex::new(
                 Self::sentinel_client(url)
                     .map_err(|e| format!("session.store: `{}`: {e}", config.display))?,
             ))
+        } else if url.starts_with(ClusterUrl::SCHEME) {
+            Target::Cluster(
+                Self::cluster_client(url, &handlers)
+                    .map_err(|e| format!("session.store: `{}`: {e}", config.display))?,
+            )
         } else {
             Target::Single(Self::single_client(config)?)
         };
@@ -166,8 +238,24 @@ impl Redis {
             master: Mutex::new(None),
             started: AtomicBool::new(false),
             healthy: AtomicBool::new(false),
-            handlers: Arc::default(),
+            handlers,
         })
+    }
+
+    fn cluster_client(url: &str, handlers: &Handlers) -> Result<ClusterClient, String> {
+        let handlers = Arc::clone(handlers);
+        let push = move |push: PushInfo| -> Result<(), redis::aio::SendError> {
+            dispatch(&handlers, push);
+            Ok(())
+        };
+        ClusterClientBuilder::new(ClusterUrl::parse(url)?)
+            .use_protocol(ProtocolVersion::RESP3)
+            .push_sender(push)
+            .connection_timeout(RESPONSE_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(2)
+            .build()
+            .map_err(|e| describe(&e))
     }
 
     fn sentinel_client(url: &str) -> Result<SentinelClient, String> {
@@ -242,7 +330,7 @@ impl Redis {
         }
         if let Target::Single(client) = &self.target {
             if let Some(manager) = self.manager_for(client.clone()) {
-                self.manager.store(Some(Arc::new(manager)));
+                self.manager.store(Some(Arc::new(Conn::Manager(manager))));
             }
         }
         tokio::spawn(Arc::clone(self).watchdog());
@@ -274,6 +362,17 @@ impl Redis {
     /// Sentinel: ask for the current master and, when it moved (or at the start), talk to the
     /// new one from now on.
     async fn follow_master(&self) {
+        if let Target::Cluster(client) = &self.target {
+            if self.manager.load().is_none() {
+                match client.get_async_connection().await {
+                    Ok(conn) => self.manager.store(Some(Arc::new(Conn::Cluster(conn)))),
+                    Err(e) => {
+                        tracing::warn!(redis = %self.display, error = %describe(&e), "Redis Cluster not reachable yet")
+                    }
+                }
+            }
+            return;
+        }
         let Target::Sentinel(sentinel) = &self.target else {
             return;
         };
@@ -295,7 +394,7 @@ impl Redis {
         if moved {
             if let Some(manager) = self.manager_for(client) {
                 tracing::info!(redis = %self.display, master = %address, "Redis master (from Sentinel)");
-                self.manager.store(Some(Arc::new(manager)));
+                self.manager.store(Some(Arc::new(Conn::Manager(manager))));
             }
         }
     }
@@ -371,7 +470,7 @@ impl Redis {
         let Some(mut conn) = self.manager.load_full().map(|m| (*m).clone()) else {
             return Err(RedisFailure::NotStarted(self.display.clone()));
         };
-        match cmd.query_async::<T>(&mut conn).await {
+        match conn.query::<T>(&cmd).await {
             Ok(v) => {
                 self.healthy.store(true, Ordering::Relaxed);
                 Ok(v)
@@ -424,7 +523,7 @@ fn describe(e: &RedisError) -> String {
 /// Route a pub/sub message to its channel's handlers. Other pushes (subscription replies, the
 /// library's disconnection notice) need nothing: while disconnected, local copies keep serving
 /// (bounded by their TTL), and the watchdog tells the handlers when the connection is back.
-fn dispatch(handlers: &Mutex<HashMap<Vec<u8>, Vec<Handler>>>, push: PushInfo) {
+fn dispatch(handlers: &Handlers, push: PushInfo) {
     if push.kind != PushKind::Message {
         return;
     }

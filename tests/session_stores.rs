@@ -503,3 +503,50 @@ async fn a_sentinel_url_follows_the_master_through_a_failover() {
     let on_new_master = redis.replica.cli(&["KEYS", "sso-proxy:session:*"]);
     assert_eq!(on_new_master.lines().count(), 2, "{on_new_master}");
 }
+
+#[tokio::test]
+async fn a_cluster_url_spreads_sessions_and_still_announces_logouts() {
+    let cluster = support::redis::RedisCluster::start();
+    let replica = |ttl| {
+        let config = config(SessionStoreKind::Redis, Some(cluster.url()), 3600, ttl);
+        build_store(&config, false).unwrap()
+    };
+    let (a, b) = (
+        replica(Duration::from_secs(60)),
+        replica(Duration::from_secs(60)),
+    );
+    for store in [&a, &b] {
+        store.start().await;
+        wait_ready(store).await;
+    }
+    let mut jars = Vec::new();
+    for _ in 0..12 {
+        let jar = browser(&a.create(alice(), t()).await.unwrap());
+        assert!(b.load(&jar, t()).await.is_some(), "B reads what A wrote");
+        jars.push(jar);
+    }
+    let spread = cluster.session_keys_per_node();
+    assert_eq!(spread.iter().sum::<usize>(), 12, "{spread:?}");
+    assert!(
+        spread.iter().filter(|n| **n > 0).count() >= 2,
+        "keys on several nodes: {spread:?}"
+    );
+    // A logout on A reaches B's local copy through the cluster's pub/sub.
+    a.destroy(&jars[0]).await;
+    let (b2, jar) = (b.clone(), jars[0].clone());
+    wait_for("B forgets the session", Duration::from_secs(3), || {
+        let (b, jar) = (b2.clone(), jar.clone());
+        async move { b.load(&jar, t()).await.is_none().then_some(()) }
+    })
+    .await;
+    assert!(b.load(&jars[1], t()).await.is_some());
+    // Single-use marks work on the cluster too.
+    use sso_proxy::session::{Once, UseOnce};
+    let once = UseOnce::new(a.shared());
+    let ttl = Duration::from_secs(60);
+    assert!(once.first_use(Once::LoginState, b"s", ttl).await.unwrap());
+    assert!(!UseOnce::new(b.shared())
+        .first_use(Once::LoginState, b"s", ttl)
+        .await
+        .unwrap());
+}

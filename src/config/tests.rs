@@ -607,6 +607,22 @@ fn session_store_redis_urls() {
         !shown.contains("hunter2") && shown.contains("s1:26379,s2/mymaster/1"),
         "{shown}"
     );
+    let cluster = ok(
+        Some(&with("redis+cluster://:hunter2-pw@n1:7000,n2:7001", "")),
+        &[],
+    );
+    let shown = &cluster.session.redis.as_ref().unwrap().display;
+    assert!(
+        !shown.contains("hunter2") && shown.contains("n1:7000,n2:7001"),
+        "{shown}"
+    );
+    for (bad, needle) in [
+        ("redis+cluster://n1", "host:port"),
+        ("redis+cluster://n1:7000/3", "database 0"),
+    ] {
+        let p = problems(Some(&with(bad, "")), &[]);
+        assert!(has(&p, "session.store", needle), "{bad}: {p:?}");
+    }
     let p = problems(Some(&with("redis+sentinel://:hunter2-pw@s1", "")), &[]);
     assert!(has(&p, "session.store", "monitored master"), "{p:?}");
     assert!(!format!("{p:?}").contains("hunter2"), "{p:?}");

@@ -293,7 +293,13 @@ fn session(cx: &mut Ctx, raw: RawSession) -> Option<SessionConfig> {
             SessionStoreKind::Redis
         }
         Some(s) if s.starts_with(crate::redis::SentinelUrl::SCHEME) => {
-            redis = sentinel_config(cx, s, local_cache_ttl);
+            let check = crate::redis::SentinelUrl::parse(s).map(|_| ());
+            redis = nodes_config(cx, s, check, local_cache_ttl);
+            SessionStoreKind::Redis
+        }
+        Some(s) if s.starts_with(crate::redis::ClusterUrl::SCHEME) => {
+            let check = crate::redis::ClusterUrl::parse(s).map(|_| ());
+            redis = nodes_config(cx, s, check, local_cache_ttl);
             SessionStoreKind::Redis
         }
         Some(s) => {
@@ -302,7 +308,8 @@ fn session(cx: &mut Ctx, raw: RawSession) -> Option<SessionConfig> {
                 "session.store",
                 format!(
                     "`{shown}` is not one of: memory, cookie, redis://host:port[/db], \
-                     redis+sentinel://host:port[,host:port]/master[/db]"
+                     redis+sentinel://host:port[,host:port]/master[/db], \
+                     redis+cluster://host:port[,host:port]"
                 ),
             );
             SessionStoreKind::Memory
@@ -381,10 +388,15 @@ fn redis_config(cx: &mut Ctx, text: &str, local_cache_ttl: Duration) -> Option<R
     })
 }
 
-/// `redis+sentinel://[:password@]host[:port][,…]/<master>[/<db>]`.
-fn sentinel_config(cx: &mut Ctx, text: &str, local_cache_ttl: Duration) -> Option<RedisConfig> {
+/// `redis+sentinel://…` or `redis+cluster://…`, already parsed into `check`.
+fn nodes_config(
+    cx: &mut Ctx,
+    text: &str,
+    check: Result<(), String>,
+    local_cache_ttl: Duration,
+) -> Option<RedisConfig> {
     let display = redact_url_password(text);
-    if let Err(e) = crate::redis::SentinelUrl::parse(text) {
+    if let Err(e) = check {
         cx.error("session.store", format!("`{display}`: {e}"));
         return None;
     }
