@@ -6,7 +6,7 @@
 //! been missed, so local copies should be forgotten.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub struct Redis {
     master: Mutex<Option<String>>,
     started: AtomicBool,
     healthy: AtomicBool,
+    /// Commands that failed (for `sso_proxy_store_errors_total{store="redis"}`).
+    errors: AtomicU64,
     handlers: Handlers,
 }
 
@@ -238,6 +240,7 @@ impl Redis {
             master: Mutex::new(None),
             started: AtomicBool::new(false),
             healthy: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
             handlers,
         })
     }
@@ -305,6 +308,11 @@ impl Redis {
     /// Where Redis is, password hidden.
     pub fn display(&self) -> &str {
         &self.display
+    }
+
+    /// Commands that failed since the start.
+    pub fn error_count(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
     }
 
     /// Whether the last command (or watchdog ping) reached Redis.
@@ -487,6 +495,7 @@ impl Redis {
     }
 
     fn failed(&self, e: &RedisError) -> RedisFailure {
+        self.errors.fetch_add(1, Ordering::Relaxed);
         // A server-side answer (wrong type, a script error) is not an outage.
         if e.is_io_error()
             || e.is_timeout()

@@ -99,6 +99,8 @@ pub struct Sampled {
     pub sessions_active: Option<u64>,
     /// Failed state-database (SQLite) operations.
     pub store_errors: u64,
+    /// With a shared session store: failed Redis commands, and whether Redis answers now.
+    pub redis: Option<(u64, bool)>,
     /// JWKS fetches by result.
     pub jwks_fetches: Vec<(&'static str, u64)>,
 }
@@ -354,6 +356,19 @@ fn render_sampled(out: &mut String, sampled: &Sampled) {
         "sso_proxy_store_errors_total{{store=\"sqlite\"}} {}",
         sampled.store_errors
     );
+    if let Some((errors, up)) = sampled.redis {
+        let _ = writeln!(
+            out,
+            "sso_proxy_store_errors_total{{store=\"redis\"}} {errors}"
+        );
+        header(
+            out,
+            "sso_proxy_redis_up",
+            "gauge",
+            "1 while the shared session store (Redis) answers, else 0.",
+        );
+        let _ = writeln!(out, "sso_proxy_redis_up {}", u8::from(up));
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -377,6 +392,10 @@ fn sample(app: &App) -> Sampled {
             m.entry_count()
         }),
         store_errors: app.users.error_count(),
+        redis: app
+            .sessions
+            .shared()
+            .map(|r| (r.error_count(), r.is_healthy())),
         jwks_fetches: app.jwks.fetch_counts().to_vec(),
     }
 }

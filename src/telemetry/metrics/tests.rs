@@ -74,6 +74,7 @@ fn logins_count_attempts_results_and_reasons() {
     let text = m.render(&Sampled {
         sessions_active: Some(3),
         store_errors: 2,
+        redis: Some((4, false)),
         jwks_fetches: vec![("success", 5)],
     });
     for line in [
@@ -85,9 +86,15 @@ fn logins_count_attempts_results_and_reasons() {
         "sso_proxy_sessions_active 3",
         "sso_proxy_store_errors_total{store=\"sqlite\"} 2",
         "sso_proxy_jwks_fetches_total{result=\"success\"} 5",
+        "sso_proxy_store_errors_total{store=\"redis\"} 4",
+        "sso_proxy_redis_up 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
     let cookie_store = m.render(&Sampled::default());
     assert!(!cookie_store.contains("sso_proxy_sessions_active"));
+    assert!(
+        !cookie_store.contains("redis"),
+        "no Redis lines without a Redis store"
+    );
 }
