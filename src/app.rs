@@ -22,6 +22,7 @@ use crate::proxy::identity_token::IdentitySigner;
 use crate::reload::Reloader;
 use crate::session::memory::MemoryStore;
 use crate::session::{self, CookieNames, PendingStore, SessionStore, UseOnce};
+use crate::store::shared::SharedMappings;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{StoreError, UserStore};
 use crate::telemetry::metrics::{Metrics, MetricsService};
@@ -68,6 +69,8 @@ pub struct App {
     /// Login states, SAML assertions and logout tokens already used (shared with the other
     /// replicas when the session store is).
     pub once: Arc<UseOnce>,
+    /// The ClearML user mapping shared by replicas (Redis), next to `users`.
+    pub shared_users: SharedMappings,
     pub sessions: Arc<dyn SessionStore>,
     /// The same store when it is the memory store, for the sessions gauge of the metrics.
     pub memory_sessions: Option<Arc<MemoryStore>>,
@@ -119,11 +122,13 @@ impl App {
         let (sessions, memory_sessions) =
             session_store(&config.session, secure).map_err(StartError::SessionStore)?;
         let once = Arc::new(UseOnce::new(sessions.shared()));
+        let shared_users = SharedMappings::new(sessions.shared());
         Ok(App {
             pending: session::build_pending(&config.session, secure, once.clone()),
             sessions,
             memory_sessions,
             once,
+            shared_users,
             cookie_names: session::cookie_names(&config.session, secure),
             routes: Routes {
                 skip_auth: config.skip_auth.clone(),

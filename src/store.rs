@@ -3,6 +3,7 @@
 //! The admin plane's data (connections made at runtime, local groups, invites, the audit log)
 //! sits behind [`ConnectionStore`], [`DirectoryStore`] and [`AuditLog`] in the same database.
 
+pub mod shared;
 pub mod sqlite;
 
 /// One user as the proxy knows them: who logged in through which connection, and (with the

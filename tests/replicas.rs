@@ -183,3 +183,56 @@ async fn a_redis_outage_keeps_held_sessions_refuses_new_logins_and_heals() {
         "the outage is logged"
     );
 }
+
+#[tokio::test]
+async fn replicas_with_the_clearml_bridge_map_a_user_to_one_clearml_user() {
+    use support::clearml_api::ClearmlApi;
+    let redis = RedisServer::start();
+    let api = ClearmlApi::start();
+    let url = redis.url(4);
+    // Each replica has its own state database (`:memory:`); only Redis is shared.
+    let a = Stack::start(StackOptions::real(), |c| {
+        c["session"]["store"] = json!(url);
+        api.route_upstream(c);
+        c["clearml"] = api.bridge_config();
+    })
+    .await;
+    let mut config = a.config.clone();
+    config["listen"] = json!(format!("127.0.0.1:{}", free_port()));
+    let b = spawn_proxy_with(&serde_yaml::to_string(&config).unwrap(), true).await;
+
+    // First login finishes on B: B creates the ClearML user.
+    let first = Browser::new();
+    let (page, _, _) = login_via(&a, &b, &first, "alice").await;
+    assert!(page.is_redirect(), "{}", page.describe());
+    let alice = api
+        .user_by_email("alice@example.com")
+        .unwrap_or_else(|| panic!("no ClearML user; users: {:?}", api.people()));
+    // Second login, all on A, which has never seen alice: the same ClearML user, not a new one.
+    let second = Browser::new();
+    let login = a.login_local(&second, "alice", None).await;
+    assert!(
+        login.response.is_redirect(),
+        "{}",
+        login.response.describe()
+    );
+    let alices: Vec<_> = api
+        .people()
+        .into_iter()
+        .filter(|u| u.email == "alice@example.com")
+        .collect();
+    assert_eq!(alices.len(), 1, "{alices:?}");
+    assert_eq!(
+        api.calls_to("auth.create_user").len(),
+        1,
+        "created once, on B only"
+    );
+    assert_eq!(alices[0].id, alice.id);
+    assert_eq!(
+        redis
+            .cli(&["-n", "4", "KEYS", "sso-proxy:clearml-user:*"])
+            .lines()
+            .count(),
+        1
+    );
+}

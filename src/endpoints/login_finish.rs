@@ -6,7 +6,8 @@ use serde_json::Value;
 use crate::app::App;
 use crate::error::Error;
 use crate::identity::{admit, Admission};
-use crate::session::Session;
+use crate::session::{Session, SessionError};
+use crate::store::shared::ClearmlMapping;
 use crate::store::UserRecord;
 
 /// Admit the user, provision them in ClearML when the bridge is on, remember them, and create
@@ -44,6 +45,16 @@ pub async fn finish(
     record.last_login = now;
     let mut cookies = Vec::new();
     if let Some(bridge) = &app.bridge {
+        if record.clearml_id.is_none() {
+            // First seen here: another replica may have made this ClearML user already.
+            let shared = app.shared_users.get(&id.provider, &id.user).await;
+            let shared =
+                shared.map_err(|e| Error::Session(SessionError::Unavailable(e.to_string())))?;
+            if let Some(m) = shared {
+                record.clearml_id = Some(m.id);
+                record.clearml_role = Some(m.role);
+            }
+        }
         let (user_id, role) = bridge
             .ensure_user(id, default_company, Some(&record))
             .await?;
@@ -53,6 +64,12 @@ pub async fn finish(
         app.users.put(&record).map_err(|e| {
             Error::Forbidden(format!("the ClearML user mapping could not be saved: {e}"))
         })?;
+        let mapping = ClearmlMapping {
+            id: user_id.clone(),
+            role: role.to_owned(),
+        };
+        let shared = app.shared_users.put(&id.provider, &id.user, &mapping).await;
+        shared.map_err(|e| Error::Session(SessionError::Unavailable(e.to_string())))?;
         let token = bridge.token_for(&user_id).await?;
         cookies.push(bridge.cookie(&token, app.secure, bridge.config.token_lifetime.as_secs()));
         session.clearml_user = Some(user_id);
