@@ -41,4 +41,5 @@ mod saml_security;
 mod session_cookies;
 mod session_stores;
 mod support_selftest;
+mod traefik_forward_auth;
 mod unauthenticated;
