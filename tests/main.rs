@@ -15,6 +15,7 @@ mod admin_test_provider;
 mod callback_security;
 mod clearml_bridge;
 mod config_errors;
+mod envoy_ext_authz;
 mod forward_auth;
 mod identity_token;
 mod idp_selftest;
