@@ -146,7 +146,8 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
         OwnRoute::Login => login::handle(app, req).await,
         OwnRoute::Logout => logout::handle(app, req).await,
         OwnRoute::UserInfo => Ok(userinfo::handle(app, req)),
-        OwnRoute::ForwardAuth => Ok(forward_auth::handle(app, req)),
+        OwnRoute::ForwardAuth => Ok(forward_auth::handle(app, req, 202)),
+        OwnRoute::ExtAuthz => Ok(forward_auth::handle(app, req, 200)),
         OwnRoute::Healthz => Ok(health::healthz()),
         OwnRoute::Readyz => Ok(health::readyz(app)),
         OwnRoute::Jwks => Ok(match &app.identity_signer {

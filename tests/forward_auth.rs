@@ -92,3 +92,20 @@ async fn forward_auth_applies_groups_per_user() {
     assert_eq!(page.header("x-auth-request-user"), Some("bob"));
     assert_eq!(page.header("x-auth-request-groups"), Some("ml-team"));
 }
+
+#[tokio::test]
+async fn envoy_ext_authz_path_gets_200_and_the_same_rules() {
+    // Envoy's ext_authz HTTP service appends the original path (and query) to `path_prefix`.
+    let stack = Stack::with_real_op().await;
+    let alice = stack.browser_as("alice").await;
+    let page = auth(&stack, &alice, "/app/page").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.header("x-auth-request-user"), Some("alice"));
+    assert_eq!(page.header("x-auth-request-groups"), Some("admins,ml-team"));
+    let page = auth(&stack, &alice, "/app?allowed_groups=nobody").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let page = auth(&stack, &Browser::new(), "/app/page").await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert!(page.header("x-auth-request-user").is_none());
+    assert_eq!(stack.echo.request_count(), 0, "never goes upstream");
+}

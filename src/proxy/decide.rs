@@ -27,6 +27,9 @@ pub enum OwnRoute {
     Logout,
     UserInfo,
     ForwardAuth,
+    /// `/_sso/auth/<original path>`: Envoy's `ext_authz` HTTP service appends the request's
+    /// path and allows only 200.
+    ExtAuthz,
     Healthz,
     Readyz,
     Jwks,
@@ -110,6 +113,7 @@ fn own_route(path: &str) -> Option<OwnRoute> {
                 .and_then(|r| r.strip_suffix("/metadata"));
             let backchannel = other.strip_prefix("backchannel_logout/");
             match (saml, backchannel) {
+                _ if other.starts_with("auth/") => OwnRoute::ExtAuthz,
                 (Some(id), _) if !id.contains('/') => OwnRoute::SamlMetadata(id.to_owned()),
                 (_, Some(id)) if !id.contains('/') => OwnRoute::BackchannelLogout(id.to_owned()),
                 _ => OwnRoute::NotFound,

@@ -131,6 +131,21 @@ fn own_routes_win_with_or_without_session() {
         run(Method::GET, "/_sso/saml/kc/metadata", &h, false, &r),
         Decision::Own(OwnRoute::SamlMetadata("kc".into()))
     );
+    assert_eq!(
+        run(Method::GET, "/_sso/auth", &h, false, &r),
+        Decision::Own(OwnRoute::ForwardAuth)
+    );
+    for envoy in ["/_sso/auth/", "/_sso/auth/app/page", "/_sso/auth/_sso/x"] {
+        assert_eq!(
+            run(Method::GET, envoy, &h, true, &r),
+            Decision::Own(OwnRoute::ExtAuthz),
+            "{envoy}"
+        );
+    }
+    assert_eq!(
+        run(Method::GET, "/_sso/authx", &h, false, &r),
+        Decision::Own(OwnRoute::NotFound)
+    );
 }
 
 #[test]
