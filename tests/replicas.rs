@@ -126,6 +126,26 @@ async fn a_login_on_one_replica_is_known_on_the_other_and_a_logout_ends_it_every
     }
     let keys = redis.cli(&["-n", "2", "KEYS", "sso-proxy:session:*"]);
     assert!(keys.trim().is_empty(), "sessions left in Redis: {keys}");
+
+    // And the other way round: a session used on both, logged out on A, is gone on B at once.
+    let second = Browser::new();
+    assert!(login_via(&a, &b, &second, "bob").await.0.is_redirect());
+    assert_eq!(userinfo(&second, &b.base_url).await.status, 200);
+    assert_eq!(userinfo(&second, a.base()).await.status, 200);
+    let logout = second
+        .send(
+            second
+                .client
+                .post(a.url("/_sso/logout"))
+                .header("origin", a.base()),
+        )
+        .await;
+    assert!(logout.status.is_redirection(), "{}", logout.describe());
+    assert_eq!(
+        userinfo(&second, &b.base_url).await.status,
+        401,
+        "B still knows it"
+    );
     a.assert_no_secrets_in("A's logs", &a.proxy.logs());
     a.assert_no_secrets_in("B's logs", &b.logs());
 }

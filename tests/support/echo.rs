@@ -160,6 +160,10 @@ async fn handle(
             return http_server::response(400, "text/plain", "missing Sec-WebSocket-Key");
         };
         let upgrade = hyper::upgrade::on(&mut req);
+        // Answer the upgrade after a few milliseconds, like a real app server: pingora 0.9 can
+        // tear a tunnel down when the 101 arrives within microseconds of the request
+        // (cloudflare/pingora#946, see docs/deviations.md).
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         tokio::spawn(async move {
             let Ok(upgraded) = upgrade.await else { return };
             let mut ws =
