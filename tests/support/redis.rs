@@ -10,6 +10,8 @@ use super::util::free_port;
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Its working directory (a master writes an RDB file there for a replica's sync).
+    dir: tempfile::TempDir,
     /// Extra arguments (e.g. `--replicaof`), or a config file for a Sentinel.
     extra: Vec<String>,
 }
@@ -24,6 +26,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            dir: tempfile::tempdir().expect("temp dir"),
             extra,
         };
         server.resume();
@@ -58,7 +61,9 @@ impl RedisServer {
                 "no",
                 "--protected-mode",
                 "yes",
+                "--dir",
             ])
+            .arg(self.dir.path())
             .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
