@@ -21,6 +21,11 @@ use crate::config::RedisConfig;
 
 /// Every key and channel of ours starts with this.
 pub const PREFIX: &str = "sso-proxy:";
+
+/// `sso-proxy:<space>:<hash in hex>`: how every key of ours is named.
+pub fn key(space: &str, hash: &[u8]) -> String {
+    format!("{PREFIX}{space}:{}", hex::encode(hash))
+}
 /// How long one command may take before Redis counts as down.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the watchdog pings (and so how fast readiness follows Redis).

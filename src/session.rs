@@ -2,6 +2,7 @@
 //! cookie implementations, request-cookie parsing and our cookie names, and logins in progress.
 
 mod cookies;
+pub mod id_cookie;
 pub mod memory;
 pub mod once;
 pub mod pending;

@@ -7,28 +7,19 @@ use std::time::Duration;
 
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
-use rand::RngCore;
 use tracing::debug;
 
-use super::cookies::{self, SameSite};
-use super::{
-    clear_all, CookieNames, LoadedSession, RequestCookies, Sealer, Session, SessionError,
-    SessionStore,
-};
+use super::id_cookie::{IdCookie, SessionId};
+use super::{LoadedSession, RequestCookies, Session, SessionError, SessionStore};
 use crate::config::SessionConfig;
 
 /// Cap on the cache's time-to-idle (ten years).
 const MAX_IDLE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// A session id: 256 bits from a CSPRNG.
-type SessionId = [u8; 32];
-
 /// Sessions held by this process.
 pub struct MemoryStore {
     cache: Cache<SessionId, Arc<Entry>>,
-    sealer: Arc<Sealer>,
-    names: CookieNames,
-    secure: bool,
+    cookie: IdCookie,
     idle_timeout: u64,
     max_lifetime: u64,
 }
@@ -50,9 +41,7 @@ impl MemoryStore {
             .build();
         MemoryStore {
             cache,
-            sealer: Arc::new(Sealer::new(config.secret.expose())),
-            names: cookies::cookie_names(config, secure),
-            secure,
+            cookie: IdCookie::new(config, secure),
             idle_timeout: config.idle_timeout.as_secs(),
             max_lifetime: config.max_lifetime.as_secs(),
         }
@@ -68,14 +57,9 @@ impl MemoryStore {
         self.cache.run_pending_tasks();
     }
 
-    fn session_id(&self, value: &str) -> Option<SessionId> {
-        let plain = self.sealer.unseal(self.names.session(), value)?;
-        SessionId::try_from(plain.as_slice()).ok()
-    }
-
     /// The live session for one cookie value, or why not.
     fn lookup(&self, value: &str, now: u64) -> Result<Arc<Session>, &'static str> {
-        let id = self.session_id(value).ok_or("cookie does not unseal")?;
+        let id = self.cookie.id(value).ok_or("cookie does not unseal")?;
         let entry = self.cache.get(&id).ok_or("unknown or evicted session")?;
         if entry.session.is_expired(now) {
             self.cache.invalidate(&id);
@@ -94,7 +78,7 @@ impl MemoryStore {
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("cookie", &self.names.session())
+            .field("cookie", &self.cookie)
             .field("entries", &self.cache.entry_count())
             .finish_non_exhaustive()
     }
@@ -104,7 +88,7 @@ impl std::fmt::Debug for MemoryStore {
 impl SessionStore for MemoryStore {
     async fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession> {
         let mut reason = "no session cookie";
-        for value in cookies.get_all(self.names.session()) {
+        for value in cookies.get_all(self.cookie.name()) {
             match self.lookup(value, now) {
                 Ok(session) => {
                     return Some(LoadedSession {
@@ -121,23 +105,15 @@ impl SessionStore for MemoryStore {
 
     async fn create(&self, mut session: Session, now: u64) -> Result<Vec<String>, SessionError> {
         session.prepare(now, self.max_lifetime)?;
-        let mut id: SessionId = [0; 32];
-        rand::thread_rng().fill_bytes(&mut id);
+        let id = IdCookie::new_id();
         let max_age = session.expires_at.saturating_sub(now);
         let entry = Entry {
             session: Arc::new(session),
             last_seen: AtomicU64::new(now),
         };
         self.cache.insert(id, Arc::new(entry));
-        let value = self.sealer.seal(self.names.session(), &id);
         debug!(store = "memory", max_age, "session created");
-        Ok(vec![cookies::set_cookie(
-            self.names.session(),
-            &value,
-            max_age,
-            self.secure,
-            SameSite::Lax,
-        )])
+        Ok(vec![self.cookie.set_cookie(&id, max_age)])
     }
 
     async fn update(
@@ -148,28 +124,24 @@ impl SessionStore for MemoryStore {
     ) -> Result<Vec<String>, SessionError> {
         session.prepare(now, self.max_lifetime)?;
         let session = Arc::new(session);
-        for value in cookies.get_all(self.names.session()) {
-            if let Some(id) = self.session_id(value) {
-                if self.cache.contains_key(&id) {
-                    let entry = Entry {
-                        session: Arc::clone(&session),
-                        last_seen: AtomicU64::new(now),
-                    };
-                    self.cache.insert(id, Arc::new(entry));
-                    debug!(store = "memory", "session updated");
-                }
+        for id in self.cookie.ids(cookies) {
+            if self.cache.contains_key(&id) {
+                let entry = Entry {
+                    session: Arc::clone(&session),
+                    last_seen: AtomicU64::new(now),
+                };
+                self.cache.insert(id, Arc::new(entry));
+                debug!(store = "memory", "session updated");
             }
         }
         Ok(Vec::new())
     }
 
     async fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
-        for value in cookies.get_all(self.names.session()) {
-            if let Some(id) = self.session_id(value) {
-                self.cache.invalidate(&id);
-                debug!(store = "memory", "session destroyed");
-            }
+        for id in self.cookie.ids(cookies) {
+            self.cache.invalidate(&id);
+            debug!(store = "memory", "session destroyed");
         }
-        clear_all(&self.names, cookies, self.secure)
+        self.cookie.clear_all(cookies)
     }
 }

@@ -88,12 +88,12 @@ impl UseOnce {
         let Some(redis) = &self.redis else {
             return Ok(self.local.entry(hash).or_insert(secs).is_fresh());
         };
-        let mut name = format!("{}once:{}:", crate::redis::PREFIX, what.name());
-        for b in hash {
-            name.push_str(&format!("{b:02x}"));
-        }
         let mut cmd = redis::cmd("SET");
-        cmd.arg(name).arg(1).arg("NX").arg("EX").arg(secs);
+        cmd.arg(crate::redis::key(&format!("once:{}", what.name()), &hash))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(secs);
         let set: Option<String> = redis.query(cmd).await?;
         Ok(set.is_some())
     }

@@ -12,15 +12,11 @@
 use std::sync::Arc;
 
 use moka::sync::Cache;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tracing::debug;
 
-use super::cookies::{self, SameSite};
-use super::{
-    clear_all, CookieNames, LoadedSession, RequestCookies, Sealer, Session, SessionError,
-    SessionStore,
-};
+use super::id_cookie::{IdCookie, SessionId};
+use super::{LoadedSession, RequestCookies, Session, SessionError, SessionStore};
 use crate::config::{RedisConfig, SessionConfig};
 use crate::redis::{Redis, RedisFailure};
 
@@ -29,16 +25,13 @@ const CHANNEL: &str = "session-changed";
 /// Sessions a replica keeps a local copy of at most.
 const LOCAL_ENTRIES: u64 = 1_000_000;
 
-type SessionId = [u8; 32];
 /// SHA-256 of the id: what Redis and the channel see (a Redis dump holds no usable id).
 type KeyHash = [u8; 32];
 
 pub struct RedisStore {
     redis: Arc<Redis>,
     local: Cache<KeyHash, Arc<Session>>,
-    sealer: Arc<Sealer>,
-    names: CookieNames,
-    secure: bool,
+    cookie: IdCookie,
     idle_timeout: u64,
     max_lifetime: u64,
 }
@@ -70,17 +63,10 @@ impl RedisStore {
         RedisStore {
             redis,
             local,
-            sealer: Arc::new(Sealer::new(config.secret.expose())),
-            names: cookies::cookie_names(config, secure),
-            secure,
+            cookie: IdCookie::new(config, secure),
             idle_timeout: config.idle_timeout.as_secs(),
             max_lifetime: config.max_lifetime.as_secs(),
         }
-    }
-
-    fn session_id(&self, value: &str) -> Option<SessionId> {
-        let plain = self.sealer.unseal(self.names.session(), value)?;
-        SessionId::try_from(plain.as_slice()).ok()
     }
 
     fn key_hash(id: &SessionId) -> KeyHash {
@@ -88,14 +74,14 @@ impl RedisStore {
     }
 
     fn redis_key(hash: &KeyHash) -> String {
-        format!("{}session:{}", crate::redis::PREFIX, hex(hash))
+        crate::redis::key("session", hash)
     }
 
     /// The set of sessions (key hashes) of one IdP session (`sid`) or user (`sub`), for
     /// back-channel logout.
     fn index_key(provider: &str, kind: &str, value: &str) -> String {
         let hash: [u8; 32] = Sha256::digest(format!("{provider}\n{kind}\n{value}")).into();
-        format!("{}by-{kind}:{}", crate::redis::PREFIX, hex(&hash))
+        crate::redis::key(&format!("by-{kind}"), &hash)
     }
 
     /// Seconds Redis keeps the session from `now`: the idle timeout, never past its end.
@@ -106,7 +92,7 @@ impl RedisStore {
     }
 
     async fn lookup(&self, value: &str, now: u64) -> Result<Arc<Session>, &'static str> {
-        let id = self.session_id(value).ok_or("cookie does not unseal")?;
+        let id = self.cookie.id(value).ok_or("cookie does not unseal")?;
         let hash = Self::key_hash(&id);
         if let Some(session) = self.local.get(&hash) {
             if session.is_expired(now) {
@@ -173,21 +159,6 @@ impl RedisStore {
     }
 }
 
-fn parse_hex(text: &str) -> Option<KeyHash> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unavailable(e: RedisFailure) -> SessionError {
     SessionError::Unavailable(e.to_string())
 }
@@ -196,7 +167,7 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("redis", &self.redis)
-            .field("cookie", &self.names.session())
+            .field("cookie", &self.cookie)
             .finish_non_exhaustive()
     }
 }
@@ -205,7 +176,7 @@ impl std::fmt::Debug for RedisStore {
 impl SessionStore for RedisStore {
     async fn load(&self, cookies: &RequestCookies, now: u64) -> Option<LoadedSession> {
         let mut reason = "no session cookie";
-        for value in cookies.get_all(self.names.session()) {
+        for value in cookies.get_all(self.cookie.name()) {
             match self.lookup(value, now).await {
                 Ok(session) => {
                     return Some(LoadedSession {
@@ -222,8 +193,7 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, mut session: Session, now: u64) -> Result<Vec<String>, SessionError> {
         session.prepare(now, self.max_lifetime)?;
-        let mut id: SessionId = [0; 32];
-        rand::thread_rng().fill_bytes(&mut id);
+        let id = IdCookie::new_id();
         let hash = Self::key_hash(&id);
         if !self.store(&hash, &session, now, "NX").await? {
             // 256 random bits never collide; refuse rather than overwrite.
@@ -238,7 +208,7 @@ impl SessionStore for RedisStore {
             let Some(value) = value else { continue };
             let index = Self::index_key(provider, kind, value);
             let mut add = redis::cmd("SADD");
-            add.arg(&index).arg(hex(&hash));
+            add.arg(&index).arg(hex::encode(hash));
             let mut expire = redis::cmd("EXPIRE");
             expire.arg(&index).arg(self.max_lifetime.max(1));
             let added = self.redis.query::<i64>(add).await;
@@ -249,15 +219,8 @@ impl SessionStore for RedisStore {
             }
         }
         self.local.insert(hash, Arc::new(session));
-        let value = self.sealer.seal(self.names.session(), &id);
         debug!(store = "redis", max_age, "session created");
-        Ok(vec![cookies::set_cookie(
-            self.names.session(),
-            &value,
-            max_age,
-            self.secure,
-            SameSite::Lax,
-        )])
+        Ok(vec![self.cookie.set_cookie(&id, max_age)])
     }
 
     async fn update(
@@ -267,10 +230,8 @@ impl SessionStore for RedisStore {
         now: u64,
     ) -> Result<Vec<String>, SessionError> {
         session.prepare(now, self.max_lifetime)?;
-        for value in cookies.get_all(self.names.session()) {
-            let Some(id) = self.session_id(value) else {
-                continue;
-            };
+        let ids: Vec<_> = self.cookie.ids(cookies).collect();
+        for id in ids {
             let hash = Self::key_hash(&id);
             if self.store(&hash, &session, now, "XX").await? {
                 self.announce(&hash).await;
@@ -283,16 +244,14 @@ impl SessionStore for RedisStore {
     }
 
     async fn destroy(&self, cookies: &RequestCookies) -> Vec<String> {
-        for value in cookies.get_all(self.names.session()) {
-            let Some(id) = self.session_id(value) else {
-                continue;
-            };
+        let ids: Vec<_> = self.cookie.ids(cookies).collect();
+        for id in ids {
             let hash = Self::key_hash(&id);
             if let Err(e) = self.destroy_hash(&hash).await {
                 tracing::error!(error = %e, "a logged-out session could not be deleted from the shared store; it ends at its idle timeout");
             }
         }
-        clear_all(&self.names, cookies, self.secure)
+        self.cookie.clear_all(cookies)
     }
 
     async fn end_matching(
@@ -307,9 +266,10 @@ impl SessionStore for RedisStore {
         let members: Vec<String> = self.redis.query(members).await.map_err(unavailable)?;
         let mut ended = 0;
         for member in members {
-            let Some(hash) = parse_hex(&member) else {
+            let mut hash: KeyHash = [0; 32];
+            if hex::decode_to_slice(&member, &mut hash).is_err() {
                 continue;
-            };
+            }
             if self.destroy_hash(&hash).await.map_err(unavailable)? {
                 ended += 1;
             }

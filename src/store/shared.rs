@@ -26,8 +26,7 @@ impl SharedMappings {
 
     fn key(provider: &str, subject: &str) -> String {
         let hash = Sha256::digest(format!("{provider}\n{subject}"));
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}clearml-user:{hex}", crate::redis::PREFIX)
+        crate::redis::key("clearml-user", &hash)
     }
 
     /// The mapping another replica stored, if any.
