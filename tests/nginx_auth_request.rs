@@ -6,56 +6,32 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::browser::Browser;
 use support::echo::EchoUpstream;
+use support::front::{self, FrontServer};
 use support::stack::{Stack, StackOptions, LOCAL};
 use support::util::free_port;
 
 const NGINX: &str = "/usr/sbin/nginx";
 
-struct Nginx {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- nginx error.log ----\n{}", self.error_log());
-        }
-    }
-}
-
 fn example_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/nginx-auth-request")
+    front::example_dir("nginx-auth-request")
 }
 
-/// The example with its addresses swapped; each must be present, so the example and this
-/// test cannot drift apart silently.
+/// The example with its addresses swapped; nginx's scratch files and logs go to `dir`.
 fn render(listen: u16, proxy: u16, app: u16, dir: &Path) -> String {
-    let mut conf = std::fs::read_to_string(example_dir().join("nginx.conf")).unwrap();
-    for (from, to) in [
-        ("127.0.0.1:8080", listen),
-        ("127.0.0.1:4180", proxy),
-        ("127.0.0.1:3000", app),
-    ] {
-        assert!(
-            conf.contains(from),
-            "the example nginx.conf no longer uses {from}"
-        );
-        conf = conf.replace(from, &format!("127.0.0.1:{to}"));
-    }
+    let conf = front::swap(
+        std::fs::read_to_string(example_dir().join("nginx.conf")).unwrap(),
+        "nginx.conf",
+        &[
+            ("127.0.0.1:8080", format!("127.0.0.1:{listen}")),
+            ("127.0.0.1:4180", format!("127.0.0.1:{proxy}")),
+            ("127.0.0.1:3000", format!("127.0.0.1:{app}")),
+        ],
+    );
     // Keep nginx's scratch files and logs in the test's directory.
     let d = dir.display();
     let scratch = format!(
@@ -67,7 +43,7 @@ fn render(listen: u16, proxy: u16, app: u16, dir: &Path) -> String {
     conf.replacen("http {\n", &scratch, 1)
 }
 
-async fn start_nginx(listen: u16, proxy: u16, app: u16) -> Nginx {
+async fn start_nginx(listen: u16, proxy: u16, app: u16) -> FrontServer {
     assert!(
         Path::new(NGINX).exists(),
         "{NGINX} is missing: install Debian's nginx package (scripts/test.sh does it)"
@@ -100,29 +76,19 @@ async fn start_nginx(listen: u16, proxy: u16, app: u16) -> Nginx {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx");
-    let mut nginx = Nginx { child, dir };
-
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(Some(status)) = nginx.child.try_wait() {
-            panic!(
-                "nginx exited with {status}; error.log:\n{}",
-                nginx.error_log()
-            );
-        }
-        if tokio::net::TcpStream::connect(("127.0.0.1", listen))
-            .await
-            .is_ok()
-        {
-            return nginx;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nginx did not listen on {listen}; error.log:\n{}",
-            nginx.error_log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut nginx = FrontServer::new("nginx", child, dir, "error.log");
+    nginx
+        .wait_until(
+            &format!("listen on {listen}"),
+            Duration::from_secs(15),
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", listen))
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
+    nginx
 }
 
 #[tokio::test]

@@ -7,11 +7,12 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::browser::Browser;
 use support::echo::EchoUpstream;
+use support::front::{self, FrontServer};
 use support::stack::{Stack, StackOptions, LOCAL};
 use support::util::free_port;
 
@@ -32,48 +33,14 @@ fn traefik_bin() -> PathBuf {
     path
 }
 
-struct Traefik {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Traefik {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("traefik.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Traefik {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- traefik log ----\n{}", self.log());
-        }
-    }
-}
-
 fn example_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/traefik-forward-auth")
-}
-
-/// Replace each `from` (which must be present, so the example and this test cannot drift apart
-/// silently) by `to`.
-fn swap(mut text: String, file: &str, pairs: &[(&str, String)]) -> String {
-    for (from, to) in pairs {
-        assert!(
-            text.contains(from),
-            "the example {file} no longer contains {from}"
-        );
-        text = text.replace(from, to);
-    }
-    text
+    front::example_dir("traefik-forward-auth")
 }
 
 /// The example's two files with test addresses, written into `dir`; returns the static one.
 fn render(listen: u16, proxy: u16, app: u16, dir: &Path) -> PathBuf {
     let dynamic_path = dir.join("dynamic.yml");
-    let dynamic = swap(
+    let dynamic = front::swap(
         std::fs::read_to_string(example_dir().join("dynamic.yml")).unwrap(),
         "dynamic.yml",
         &[
@@ -82,7 +49,7 @@ fn render(listen: u16, proxy: u16, app: u16, dir: &Path) -> PathBuf {
         ],
     );
     std::fs::write(&dynamic_path, dynamic).unwrap();
-    let static_conf = swap(
+    let static_conf = front::swap(
         std::fs::read_to_string(example_dir().join("traefik.yml")).unwrap(),
         "traefik.yml",
         &[
@@ -101,7 +68,7 @@ fn render(listen: u16, proxy: u16, app: u16, dir: &Path) -> PathBuf {
     static_path
 }
 
-async fn start_traefik(bin: PathBuf, listen: u16, proxy: u16, app: u16) -> Traefik {
+async fn start_traefik(bin: PathBuf, listen: u16, proxy: u16, app: u16) -> FrontServer {
     let dir = tempfile::tempdir().unwrap();
     let conf = render(listen, proxy, app, dir.path());
     let log = std::fs::File::create(dir.path().join("traefik.log")).unwrap();
@@ -115,28 +82,21 @@ async fn start_traefik(bin: PathBuf, listen: u16, proxy: u16, app: u16) -> Traef
         .stderr(log)
         .spawn()
         .expect("spawn traefik");
-    let mut traefik = Traefik { child, dir };
-
+    let mut traefik = FrontServer::new("traefik", child, dir, "traefik.log");
     // Ready once the file provider's routers answer: sso-proxy's health check through Traefik.
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let health = format!("http://127.0.0.1:{listen}/_sso/healthz");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = traefik.child.try_wait() {
-            panic!("traefik exited with {status}; log:\n{}", traefik.log());
-        }
-        if let Ok(r) = client.get(&health).send().await {
-            if r.status() == 200 {
-                return traefik;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "traefik did not route {health}; log:\n{}",
-            traefik.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    traefik
+        .wait_until(
+            &format!("route {health}"),
+            Duration::from_secs(20),
+            || async {
+                let r = client.get(&health).send().await;
+                r.is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await;
+    traefik
 }
 
 #[tokio::test]

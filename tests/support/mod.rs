@@ -10,6 +10,7 @@ pub mod bad_op;
 pub mod browser;
 pub mod clearml_api;
 pub mod echo;
+pub mod front;
 pub mod graph;
 pub mod html;
 pub mod http_server;
