@@ -224,6 +224,7 @@ impl App {
 
     /// Whether a user may count as known (for `create_new_users: false`): seen before through
     /// this connection, an email seen before, listed in `directory.known_users`, or invited.
+    /// `email` must be one the IdP verified ([`crate::identity::Admission::trusted_email`]).
     pub fn is_known_user(&self, provider: &str, subject: &str, email: Option<&str>) -> bool {
         let listed = email.is_some_and(|e| {
             self.config

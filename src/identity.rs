@@ -30,7 +30,7 @@ pub struct Identity {
 
 use serde_json::Value;
 
-use crate::config::{ClaimNames, GroupsConfig};
+use crate::config::{ClaimNames, GroupsConfig, OidcProviderConfig, Preset, SamlProviderConfig};
 
 /// Why a login was refused after the tokens were verified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +43,7 @@ pub enum Refusal {
         "new users cannot sign up through this connection; ask an administrator for an invitation"
     )]
     SignupClosed,
-    #[error("you are not a member of any group allowed to sign up")]
+    #[error("you are not a member of any group allowed to log in through this connection")]
     NotInAllowedGroup,
     #[error("your account is not allowed by this connection")]
     DomainNotAllowed,
@@ -104,8 +104,11 @@ pub struct MappingRules<'a> {
     pub provider: &'a str,
     pub claims: &'a ClaimNames,
     pub groups: &'a GroupsConfig,
-    /// Keycloak role that makes the user an admin (`realm_access.roles`, `resource_access.*.roles`).
+    /// Keycloak role that makes the user an admin: a realm role (`realm_access.roles`) or a
+    /// role of our own client (`resource_access.<client_id>.roles`), never another client's.
     pub admin_role: Option<&'a str>,
+    /// Our client id at the IdP, whose client roles count for `admin_role`.
+    pub client_id: &'a str,
 }
 
 /// Map claims into an identity. Groups always come from `groups.claim`; admin comes from
@@ -127,7 +130,9 @@ pub fn map_claims(claims: &Value, rules: &MappingRules<'_>) -> Result<Identity, 
     let groups = claim_list(claims, &rules.groups.claim);
     let admin = (rules.groups.enabled
         && groups_intersect(&groups, &rules.groups.admins, rules.groups.case_sensitive))
-        || rules.admin_role.is_some_and(|role| has_role(claims, role));
+        || rules
+            .admin_role
+            .is_some_and(|role| has_role(claims, rules.client_id, role));
     Ok(Identity {
         user,
         email: claim_string(claims, &names.email),
@@ -155,15 +160,14 @@ pub fn groups_intersect(have: &[String], want: &[String], case_sensitive: bool) 
     })
 }
 
-fn has_role(claims: &Value, role: &str) -> bool {
+fn has_role(claims: &Value, client_id: &str, role: &str) -> bool {
     let realm = claim_list(claims, "realm_access.roles");
-    let clients = claims
+    let client = claims
         .get("resource_access")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flat_map(|m| m.values())
-        .flat_map(|c| claim_list(c, "roles"));
-    realm.iter().any(|r| r == role) || clients.into_iter().any(|r| r == role)
+        .and_then(|r| r.get(client_id))
+        .map(|c| claim_list(c, "roles"))
+        .unwrap_or_default();
+    realm.iter().chain(&client).any(|r| r == role)
 }
 
 /// The sign-up and admission rules of one connection.
@@ -176,25 +180,66 @@ pub struct Admission<'a> {
     pub known_groups: &'a [String],
     /// Allowed Google `hd` domains (empty: any).
     pub hosted_domain: &'a [String],
+    /// The IdP vouches for the `email` it sends without an `email_verified` claim (a directory
+    /// the organisation runs: SAML IdPs, ADFS). Otherwise only a verified email may match a
+    /// listed, invited or previously seen user.
+    pub email_asserted: bool,
+}
+
+impl<'a> Admission<'a> {
+    /// The rules of an OIDC connection.
+    pub fn oidc(c: &'a OidcProviderConfig, known_groups: &'a [String]) -> Self {
+        Self {
+            email_verification: c.email_verification,
+            create_new_users: c.create_new_users,
+            groups: &c.groups,
+            known_groups,
+            hosted_domain: &c.hosted_domain,
+            email_asserted: c.preset == Preset::MicrosoftAd,
+        }
+    }
+
+    /// The rules of a SAML connection.
+    pub fn saml(c: &'a SamlProviderConfig, known_groups: &'a [String]) -> Self {
+        Self {
+            email_verification: false,
+            create_new_users: c.create_new_users,
+            groups: &c.groups,
+            known_groups,
+            hosted_domain: &[],
+            email_asserted: true,
+        }
+    }
+
+    /// The email that may identify an already known user: only one the IdP verified (or
+    /// vouches for), so nobody becomes a listed user by typing that address at a
+    /// self-service IdP.
+    pub fn trusted_email<'i>(&self, identity: &'i Identity, claims: &Value) -> Option<&'i str> {
+        let email = identity.email.as_deref()?;
+        (self.email_asserted || email_verified(claims)).then_some(email)
+    }
+}
+
+/// `email_verified` is true (a boolean, or the string `"true"` some IdPs send).
+fn email_verified(claims: &Value) -> bool {
+    match claim(claims, "email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
 }
 
 /// Decide whether a verified, mapped user may log in. `is_known` says whether the user has
-/// logged in before or is listed/invited.
+/// logged in before or is listed/invited. The group rule applies to every login, known users
+/// included: a user whose last known group was taken away at the IdP is refused.
 pub fn admit(
     identity: &Identity,
     claims: &Value,
     rules: &Admission<'_>,
     is_known: bool,
 ) -> Result<(), Refusal> {
-    if rules.email_verification {
-        let verified = match claim(claims, "email_verified") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-            _ => false,
-        };
-        if !verified {
-            return Err(Refusal::EmailNotVerified);
-        }
+    if rules.email_verification && !email_verified(claims) {
+        return Err(Refusal::EmailNotVerified);
     }
     if !rules.hosted_domain.is_empty() {
         let hd = claim_string(claims, "hd").unwrap_or_default();
@@ -206,12 +251,6 @@ pub fn admit(
             return Err(Refusal::DomainNotAllowed);
         }
     }
-    if is_known {
-        return Ok(());
-    }
-    if !rules.create_new_users {
-        return Err(Refusal::SignupClosed);
-    }
     if rules.groups.enabled
         && rules.groups.prohibit_user_signup_if_not_in_group
         && !groups_intersect(
@@ -221,6 +260,9 @@ pub fn admit(
         )
     {
         return Err(Refusal::NotInAllowedGroup);
+    }
+    if !is_known && !rules.create_new_users {
+        return Err(Refusal::SignupClosed);
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ fn maps_nested_claims_and_builds_name() {
         claims: &n,
         groups: &g,
         admin_role: None,
+        client_id: "app",
     };
     let c = json!({"sub": "u1", "profile": {"mail": "a@x"}, "given_name": "Ann", "family_name": "Lee", "groups": ["Admins"]});
     let id = map_claims(&c, &rules).unwrap();
@@ -54,6 +55,7 @@ fn admin_from_groups_respects_case_rule() {
         claims: &n,
         groups: &g,
         admin_role: None,
+        client_id: "app",
     };
     assert!(!map_claims(&c, &rules).unwrap().admin);
     let g = groups(true, false);
@@ -62,6 +64,7 @@ fn admin_from_groups_respects_case_rule() {
         claims: &n,
         groups: &g,
         admin_role: None,
+        client_id: "app",
     };
     assert!(map_claims(&c, &rules).unwrap().admin);
 }
@@ -76,13 +79,23 @@ fn admin_from_keycloak_role() {
         claims: &n,
         groups: &g,
         admin_role: Some("boss"),
+        client_id: "app",
     };
     assert!(map_claims(&c, &rules).unwrap().admin);
+    let other_client = MappingRules {
+        client_id: "another-app",
+        ..rules
+    };
+    assert!(
+        !map_claims(&c, &other_client).unwrap().admin,
+        "a role of another client never makes an admin"
+    );
     let rules = MappingRules {
         provider: "kc",
         claims: &n,
         groups: &g,
         admin_role: Some("nope"),
+        client_id: "app",
     };
     assert!(!map_claims(&c, &rules).unwrap().admin);
 }
@@ -96,6 +109,7 @@ fn missing_user_id_is_refused() {
         claims: &n,
         groups: &g,
         admin_role: None,
+        client_id: "app",
     };
     assert_eq!(
         map_claims(&json!({}), &rules),
@@ -118,6 +132,7 @@ fn admission_rules() {
         groups: &g,
         known_groups: &known,
         hosted_domain: &[],
+        email_asserted: false,
     };
     assert_eq!(
         admit(&id, &json!({"email_verified": false}), &rules, false),
@@ -138,7 +153,8 @@ fn admission_rules() {
     );
     assert_eq!(
         admit(&outsider, &json!({"email_verified": true}), &rules, true),
-        Ok(())
+        Err(Refusal::NotInAllowedGroup),
+        "the group rule applies to known users too"
     );
     let closed = Admission {
         create_new_users: false,
@@ -148,4 +164,36 @@ fn admission_rules() {
         admit(&id, &json!({"email_verified": true}), &closed, false),
         Err(Refusal::SignupClosed)
     );
+}
+
+#[test]
+fn only_a_verified_or_asserted_email_can_match_a_known_user() {
+    let g = groups(false, true);
+    let id = Identity {
+        user: "u".into(),
+        email: Some("a@x".into()),
+        ..Identity::default()
+    };
+    let oidc = Admission {
+        email_verification: false,
+        create_new_users: false,
+        groups: &g,
+        known_groups: &[],
+        hosted_domain: &[],
+        email_asserted: false,
+    };
+    assert_eq!(oidc.trusted_email(&id, &json!({})), None);
+    assert_eq!(
+        oidc.trusted_email(&id, &json!({"email_verified": false})),
+        None
+    );
+    assert_eq!(
+        oidc.trusted_email(&id, &json!({"email_verified": "true"})),
+        Some("a@x")
+    );
+    let directory = Admission {
+        email_asserted: true,
+        ..oidc
+    };
+    assert_eq!(directory.trusted_email(&id, &json!({})), Some("a@x"));
 }

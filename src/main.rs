@@ -70,21 +70,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     sso_proxy::telemetry::init(&config.log);
-    warn_insecure(&config);
     match sso_proxy::app::run(config, sources) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "sso-proxy could not start");
             eprintln!("error: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-fn warn_insecure(config: &config::Config) {
-    for p in &config.providers {
-        if !p.verify_token_signature {
-            tracing::warn!(provider = %p.id, "verify_token_signature is off: ID-token signatures are NOT checked (insecure)");
         }
     }
 }

@@ -90,6 +90,21 @@ async fn create_new_users_false_rejects_unknown_users_and_admits_listed_ones() {
 }
 
 #[tokio::test]
+async fn create_new_users_false_needs_a_verified_email_to_match_a_listed_user() {
+    // carol's e-mail is listed but not verified at the IdP: anyone could have typed it there.
+    let stack = Stack::start(StackOptions::real(), |c| {
+        local(c)["create_new_users"] = json!(false);
+        c["directory"] = json!({ "known_users": ["carol@example.com", "alice@example.com"] });
+    })
+    .await;
+    let carol = Browser::new();
+    let result = stack.login_local(&carol, "carol", None).await;
+    assert_refused(&stack, &carol, &result, "new users cannot sign up").await;
+    let alice = stack.browser_as("alice").await;
+    assert_eq!(stack.assert_logged_in(&alice).await["user"], "alice");
+}
+
+#[tokio::test]
 async fn create_new_users_false_admits_a_user_who_logged_in_before() {
     let stack = bad_stack(json!({ "create_new_users": false }), |c| {
         c["directory"] = json!({ "known_users": ["dave@example.com"] });
@@ -137,15 +152,19 @@ async fn prohibit_signup_rejects_users_without_a_known_group() {
 }
 
 #[tokio::test]
-async fn prohibit_signup_only_applies_to_new_users() {
-    // bob is in no known group, but he is a known user (listed): not a sign-up.
+async fn prohibit_signup_also_refuses_known_users_outside_the_known_groups() {
+    // bob is a known user (listed) but in no known group: ClearML's rule is "allow logging in
+    // only for the users whose groups are present", so he is refused too.
     let stack = Stack::start(StackOptions::real(), |c| {
         local(c)["groups"]["prohibit_user_signup_if_not_in_group"] = json!(true);
         c["directory"] = json!({ "groups": ["admins"], "known_users": ["bob@example.com"] });
     })
     .await;
-    let bob = stack.browser_as("bob").await;
-    assert_eq!(stack.assert_logged_in(&bob).await["user"], "bob");
+    let bob = Browser::new();
+    let result = stack.login_local(&bob, "bob", None).await;
+    assert_refused(&stack, &bob, &result, "not a member of any group").await;
+    let alice = stack.browser_as("alice").await;
+    assert_eq!(stack.assert_logged_in(&alice).await["user"], "alice");
 }
 
 #[tokio::test]

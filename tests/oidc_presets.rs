@@ -10,7 +10,7 @@
 use crate::support;
 
 use serde_json::{json, Value};
-use support::bad_op::{BadOp, BadUser, Layout, Signer, Target};
+use support::bad_op::{BadOp, BadUser, Layout, Mode, Signer, Target};
 use support::browser::Browser;
 use support::graph::Graph;
 use support::oidc_stack::{bad_block, logged_in, login, merge, query_param, BadStack};
@@ -165,6 +165,24 @@ async fn cognito_logout_uses_its_own_logout_url() {
 }
 
 // ---- google ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn google_issuer_without_its_scheme_is_accepted_and_others_are_not() {
+    let stack = preset_stack("google", "google", Layout::google(), json!({})).await;
+    let bad = stack.bad();
+    bad.set_mode(Mode::IssWithoutScheme);
+    logged_in(&stack, "google").await;
+
+    bad.set_mode(Mode::IssTrailingSlash);
+    let b = Browser::new();
+    let result = login(&stack, "google", &b).await;
+    assert!(
+        result.status().is_client_error(),
+        "{}",
+        result.response.body
+    );
+    stack.assert_no_session(&b).await;
+}
 
 #[tokio::test]
 async fn google_login_with_the_allowed_hosted_domain() {
@@ -365,6 +383,37 @@ async fn keycloak_admin_role_from_client_roles() {
     );
     let b = logged_in(&stack, "keycloak").await;
     assert_eq!(stack.assert_logged_in(&b).await["admin"], true);
+}
+
+#[tokio::test]
+async fn keycloak_admin_role_of_another_client_does_not_make_an_admin() {
+    let stack = keycloak_stack(json!({ "admin_role": "clearml-admin" })).await;
+    stack.bad().set_extra_claims(
+        Target::AccessToken,
+        json!({
+            "realm_access": { "roles": ["offline_access"] },
+            "resource_access": { "account": { "roles": ["clearml-admin"] } },
+        }),
+    );
+    let b = logged_in(&stack, "keycloak").await;
+    assert_eq!(
+        stack.assert_logged_in(&b).await["admin"],
+        false,
+        "only realm roles and roles of our own client count"
+    );
+}
+
+#[tokio::test]
+async fn keycloak_admin_role_defaults_to_admin_as_in_clearml() {
+    let stack = keycloak_stack(json!({})).await;
+    let bad = stack.bad();
+    bad.set_extra_claims(Target::AccessToken, keycloak_roles(&["admin"], &[]));
+    let b = logged_in(&stack, "keycloak").await;
+    assert_eq!(stack.assert_logged_in(&b).await["admin"], true);
+
+    bad.set_extra_claims(Target::AccessToken, keycloak_roles(&["viewer"], &[]));
+    let b = logged_in(&stack, "keycloak").await;
+    assert_eq!(stack.assert_logged_in(&b).await["admin"], false);
 }
 
 #[tokio::test]
@@ -739,6 +788,20 @@ async fn ping_discovery_ignores_a_document_for_another_authorize_url() {
 }
 
 // ---- custom ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_issuer_without_its_scheme_is_refused_outside_the_google_preset() {
+    let stack = preset_stack("corp", "custom", Layout::default(), json!({})).await;
+    stack.bad().set_mode(Mode::IssWithoutScheme);
+    let b = Browser::new();
+    let result = login(&stack, "corp", &b).await;
+    assert!(
+        result.status().is_client_error(),
+        "{}",
+        result.response.body
+    );
+    stack.assert_no_session(&b).await;
+}
 
 #[tokio::test]
 async fn custom_preset_with_an_issuer_path_uses_the_standard_claims() {

@@ -98,6 +98,23 @@ async fn sighup_adds_a_connection_from_the_edited_file() {
 }
 
 #[tokio::test]
+async fn a_reload_that_turns_signature_checks_off_warns() {
+    let stack = Stack::start(StackOptions::bad(), |_| {}).await;
+    assert!(log_lines(&stack.proxy, &["verify_token_signature is off"]).is_empty());
+    let second = BadOp::start("second-client", &random_string(32));
+    let mut config = with_second(&stack.config, &second);
+    config["providers"][SECOND]["verify_token_signature"] = json!(false);
+    write_config(&stack.proxy, &config);
+    stack.proxy.signal("HUP");
+    stack.proxy.wait_for_log("configuration reloaded", 1).await;
+    let warned = log_lines(
+        &stack.proxy,
+        &["verify_token_signature is off", "insecure", SECOND],
+    );
+    assert_eq!(warned.len(), 1, "{}", stack.proxy.logs());
+}
+
+#[tokio::test]
 async fn sighup_refuses_a_broken_config_and_the_old_one_keeps_serving() {
     let mut stack = Stack::start(StackOptions::bad(), |_| {}).await;
     let signed_in = stack.browser_bad().await;

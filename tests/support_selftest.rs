@@ -218,6 +218,10 @@ async fn bad_op_modes_each_break_their_rule() {
                 assert_eq!(claims["iss"], format!("{}/", bad.issuer));
                 assert!(verified.is_err());
             }
+            Mode::IssWithoutScheme => {
+                assert_eq!(claims["iss"], bad.issuer.split_once("://").unwrap().1);
+                assert!(verified.is_err());
+            }
             Mode::WrongAud => {
                 assert_eq!(claims["aud"], "another-client");
                 assert!(verified.is_err());
@@ -284,6 +288,7 @@ async fn bad_op_modes_each_break_their_rule() {
         Mode::AlgNone,
         Mode::WrongIss,
         Mode::IssTrailingSlash,
+        Mode::IssWithoutScheme,
         Mode::WrongAud,
         Mode::AzpMismatch,
         Mode::MultiAudNoAzp,

@@ -36,6 +36,7 @@ const OIDC_DEFAULT_KEYS: &[&str] = &[
     "verify_token_signature",
     "claims",
     "groups",
+    "admin_role",
 ];
 
 const SAML_DEFAULT_KEYS: &[&str] = &[
@@ -101,6 +102,7 @@ mod tests {
         assert_eq!(keycloak["id"], "keycloak");
         assert_eq!(keycloak["defaults"]["get_info_from_access_token"], true);
         assert_eq!(keycloak["defaults"]["scopes"], "openid, profile, email");
+        assert_eq!(keycloak["defaults"]["admin_role"], "admin");
         let cognito = &all["oidc"][1]["defaults"];
         assert_eq!(cognito["groups"]["claim"], "cognito:groups");
         for p in all["saml"].as_array().unwrap() {

@@ -89,7 +89,8 @@ pub fn oidc_settings(c: &OidcProviderConfig) -> Map<String, Value> {
         "verify_token_signature": c.verify_token_signature,
         "claims": claims(&c.claims),
         "groups": groups(&c.groups),
-        "admin_role": text(&c.admin_role),
+        // "" (not null) when off, so that a round trip does not bring back Keycloak's default.
+        "admin_role": c.admin_role.as_deref().unwrap_or_default(),
         "idp_logout": c.idp_logout,
         "default_company": text(&c.default_company),
         "hosted_domain": c.hosted_domain,

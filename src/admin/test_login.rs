@@ -193,13 +193,7 @@ async fn oidc(
         Ok(result) => {
             let c = &p.config;
             let known_groups = app.known_groups();
-            let rules = Admission {
-                email_verification: c.email_verification,
-                create_new_users: c.create_new_users,
-                groups: &c.groups,
-                known_groups: &known_groups,
-                hosted_domain: &c.hosted_domain,
-            };
+            let rules = Admission::oidc(c, &known_groups);
             mapped(app, result.identity, result.claims, &rules)
         }
         Err(e) => Outcome::failed(e.to_string()),
@@ -225,13 +219,7 @@ async fn saml(
         Ok(result) => {
             let c = &p.config;
             let known_groups = app.known_groups();
-            let rules = Admission {
-                email_verification: false,
-                create_new_users: c.create_new_users,
-                groups: &c.groups,
-                known_groups: &known_groups,
-                hosted_domain: &[],
-            };
+            let rules = Admission::saml(c, &known_groups);
             mapped(app, result.identity, result.claims, &rules)
         }
         Err(e) => Outcome::failed(e.to_string()),
@@ -248,7 +236,7 @@ fn mapped(app: &App, identity: Identity, claims: Value, rules: &Admission<'_>) -
         || app.is_known_user(
             &identity.provider,
             &identity.user,
-            identity.email.as_deref(),
+            rules.trusted_email(&identity, &claims),
         );
     let admitted = admit(&identity, &claims, rules, known).map_err(|r| r.to_string());
     Outcome {

@@ -133,7 +133,7 @@ fn convert(cx: &mut Ctx, id: &str, raw: RawProvider) -> Option<OidcProviderConfi
         verify_token_signature: raw.verify_token_signature.unwrap_or(true),
         claims: claims(preset, raw.claims.unwrap_or_default()),
         groups: groups(preset, raw.groups.unwrap_or_default()),
-        admin_role: non_empty(raw.admin_role),
+        admin_role: admin_role(preset, raw.admin_role),
         idp_logout: raw.idp_logout.unwrap_or(false),
         default_company: non_empty(raw.default_company),
         hosted_domain: raw.hosted_domain.unwrap_or_default(),
@@ -144,6 +144,18 @@ fn convert(cx: &mut Ctx, id: &str, raw: RawProvider) -> Option<OidcProviderConfi
         source,
     })
 }
+
+/// Keycloak maps the realm or client role `admin` unless told otherwise, as ClearML does; an
+/// empty value turns role mapping off. Other presets map no role unless one is named.
+fn admin_role(preset: Preset, value: Option<String>) -> Option<String> {
+    match value {
+        None if preset == Preset::Keycloak => Some(DEFAULT_KEYCLOAK_ADMIN_ROLE.to_owned()),
+        other => non_empty(other),
+    }
+}
+
+/// ClearML's default Keycloak role for administrators.
+const DEFAULT_KEYCLOAK_ADMIN_ROLE: &str = "admin";
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())

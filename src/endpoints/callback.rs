@@ -56,13 +56,7 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
     let result = provider.complete(&code, &pending, app.now()).await?;
     let c = &provider.config;
     let known_groups = app.known_groups();
-    let admission = Admission {
-        email_verification: c.email_verification,
-        create_new_users: c.create_new_users,
-        groups: &c.groups,
-        known_groups: &known_groups,
-        hosted_domain: &c.hosted_domain,
-    };
+    let admission = Admission::oidc(c, &known_groups);
     let claims = result.claims.clone();
     let session = new_session(app, provider, result);
     let cookies = finish(

@@ -28,7 +28,8 @@ pub async fn finish(
             None
         }
     };
-    let known = record.is_some() || app.is_known_user(&id.provider, &id.user, id.email.as_deref());
+    let email = admission.trusted_email(id, claims);
+    let known = record.is_some() || app.is_known_user(&id.provider, &id.user, email);
     admit(id, claims, admission, known)?;
     let mut record = record.unwrap_or_else(|| UserRecord {
         provider: id.provider.clone(),

@@ -87,13 +87,7 @@ async fn acs(
     })?;
     let c = &provider.config;
     let known_groups = app.known_groups();
-    let admission = Admission {
-        email_verification: false,
-        create_new_users: c.create_new_users,
-        groups: &c.groups,
-        known_groups: &known_groups,
-        hosted_domain: &[],
-    };
+    let admission = Admission::saml(c, &known_groups);
     let claims = result.claims.clone();
     let session = new_session(app, result);
     let company = c.default_company.as_deref();

@@ -1,6 +1,7 @@
 //! One OIDC connection: discovery, the authorization request, the code exchange, token
 //! verification, the userinfo call and claim mapping into an [`Identity`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -131,6 +132,10 @@ impl OidcProvider {
         let redirect_uri = public_url
             .join(&format!("callback_{}", config.id))
             .map_err(|_| OidcError::Discovery("cannot build the callback URL".into()))?;
+        // Here, not at start-up only: a reload or the admin plane builds connections too.
+        if !config.verify_token_signature {
+            tracing::warn!(provider = %config.id, "verify_token_signature is off: ID-token signatures are NOT checked (insecure)");
+        }
         let provider = OidcProvider {
             generation: super::retired::next_generation(),
             metadata: ArcSwapOption::empty(),
@@ -380,6 +385,7 @@ impl OidcProvider {
             claims: &self.config.claims,
             groups: &self.config.groups,
             admin_role: self.config.admin_role.as_deref(),
+            client_id: &self.config.client_id,
         };
         let identity = map_claims(&claims, &rules)?;
         if self.config.debug {
@@ -418,23 +424,34 @@ impl OidcProvider {
         } else {
             id_token::insecure_claims(token)?
         };
-        if want.issuer.contains(TENANT_TEMPLATE) {
+        let issuer = self.expected_issuer(&claims, want.issuer);
+        id_token::check_claims(
+            &claims,
+            &Expectations {
+                issuer: &issuer,
+                ..*want
+            },
+        )?;
+        Ok(claims)
+    }
+
+    /// The `iss` this token must carry: Entra's `{tenantid}` template filled from `tid`; for
+    /// Google also the issuer without its scheme (`accounts.google.com`), which Google documents
+    /// as the other form of its issuer. Anything else must match exactly.
+    fn expected_issuer<'a>(&self, claims: &Map<String, Value>, issuer: &'a str) -> Cow<'a, str> {
+        if issuer.contains(TENANT_TEMPLATE) {
             let tid = claims
                 .get("tid")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let issuer = want.issuer.replace(TENANT_TEMPLATE, tid);
-            id_token::check_claims(
-                &claims,
-                &Expectations {
-                    issuer: &issuer,
-                    ..*want
-                },
-            )?;
-        } else {
-            id_token::check_claims(&claims, want)?;
+            return Cow::Owned(issuer.replace(TENANT_TEMPLATE, tid));
         }
-        Ok(claims)
+        let schemeless = issuer.split_once("://").map(|(_, rest)| rest);
+        let iss = claims.get("iss").and_then(Value::as_str);
+        match schemeless {
+            Some(s) if self.config.preset == Preset::Google && iss == Some(s) => Cow::Borrowed(s),
+            _ => Cow::Borrowed(issuer),
+        }
     }
 
     async fn exchange(

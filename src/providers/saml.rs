@@ -243,6 +243,7 @@ impl SamlProvider {
             claims: &self.config.claims,
             groups: &self.config.groups,
             admin_role: None,
+            client_id: "",
         };
         let identity = map_claims(&claims, &rules)?;
         if self.config.debug {

@@ -41,6 +41,8 @@ pub enum Mode {
     WrongIss,
     /// `iss` equal to the issuer plus a trailing `/` (must match exactly).
     IssTrailingSlash,
+    /// `iss` equal to the issuer without its scheme (Google's other documented form).
+    IssWithoutScheme,
     /// `aud` without our `client_id`.
     WrongAud,
     /// `azp` present and not our `client_id`.
@@ -1322,6 +1324,10 @@ fn id_token(s: &mut State, nonce: Option<&str>) -> String {
         }
         Mode::IssTrailingSlash => {
             claims.insert("iss".into(), json!(format!("{}/", s.issuer)));
+        }
+        Mode::IssWithoutScheme => {
+            let bare = s.issuer.split_once("://").map_or("", |(_, rest)| rest);
+            claims.insert("iss".into(), json!(bare));
         }
         Mode::WrongAud => {
             claims.insert("aud".into(), json!("another-client"));

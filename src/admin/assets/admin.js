@@ -236,7 +236,8 @@
         return;
       }
       const v = el.value.trim();
-      if (v !== '') setPath(body, key, v);
+      // An emptied admin role means "no role mapping", not "the preset's default".
+      if (v !== '' || key === 'admin_role') setPath(body, key, v);
     });
     return body;
   }
