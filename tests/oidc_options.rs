@@ -617,13 +617,24 @@ async fn duplicate_display_names_are_a_config_error() {
 
 #[tokio::test]
 async fn debug_logs_the_flow_without_tokens() {
-    let stack = bad_stack(json!({ "debug": true }), |c| {
-        c["log"]["level"] = json!("info");
-    })
+    let stack = bad_stack(
+        json!({ "debug": true, "email_verification": true, "user_info_from_id_token": false }),
+        |c| {
+            c["log"]["level"] = json!("info");
+        },
+    )
     .await;
     let bad = stack.bad();
     bad.issue_refresh_tokens(true);
     logged_in(&stack, "bad").await;
+    // A refused login says why.
+    bad.set_user(BadUser {
+        email_verified: false,
+        ..BadUser::default()
+    });
+    let refused = Browser::new();
+    let result = login(&stack, "bad", &refused).await;
+    assert_eq!(result.status(), 403, "{}", result.response.body);
     let logs = stack.proxy.logs();
     // Text logs may colour field names, so look for the parts, not `provider=bad`.
     let flow: Vec<&str> = logs.lines().filter(|l| l.contains("bad")).collect();
@@ -635,6 +646,23 @@ async fn debug_logs_the_flow_without_tokens() {
         flow.iter()
             .any(|l| l.contains("login verified") && l.contains("dave")),
         "the verified login is logged:\n{logs}"
+    );
+    for step in ["token endpoint answered", "userinfo endpoint answered"] {
+        assert!(
+            flow.iter().any(|l| l.contains(step) && l.contains("200")),
+            "{step}:\n{logs}"
+        );
+    }
+    assert!(
+        flow.iter().any(|l| l.contains("claims received")
+            && l.contains("email_verified")
+            && l.contains("dave@example.com")),
+        "the received claims are logged:\n{logs}"
+    );
+    assert!(
+        flow.iter()
+            .any(|l| l.contains("login refused") && l.contains("not verified")),
+        "the refusal reason is logged:\n{logs}"
     );
     stack.assert_no_secrets_in("logs", &logs);
 }

@@ -53,8 +53,17 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
         .query_param("code")
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Error::BadRequest("the callback has no code".into()))?;
-    let result = provider.complete(&code, &pending, app.now()).await?;
     let c = &provider.config;
+    let debug_refusal = |e: &Error| {
+        if c.debug {
+            tracing::info!(provider = %id, request_id = %req.request_id, reason = %e, "login refused");
+        }
+    };
+    let result = provider
+        .complete(&code, &pending, app.now())
+        .await
+        .map_err(Error::from)
+        .inspect_err(debug_refusal)?;
     let known_groups = app.known_groups();
     let admission = Admission::oidc(c, &known_groups);
     let claims = result.claims.clone();
@@ -66,7 +75,8 @@ pub async fn handle(app: &App, id: &str, req: &Request<'_>) -> Result<Response, 
         &claims,
         session,
     )
-    .await?;
+    .await
+    .inspect_err(debug_refusal)?;
     tracing::info!(provider = %id, request_id = %req.request_id, "login complete");
     Ok(Response::redirect(302, &pending.return_to).with_cookies(clear.into_iter().chain(cookies)))
 }

@@ -380,6 +380,11 @@ impl OidcProvider {
             claims.insert(self.config.groups.claim.clone(), Value::from(groups));
         }
         let claims = Value::Object(claims);
+        if self.config.debug {
+            // What the mapping sees: the names to put in `claims.*` and `groups.claim`.
+            let received = claims_for_log(&claims);
+            tracing::info!(provider = %self.config.id, claims = %received, "claims received");
+        }
         let rules = MappingRules {
             provider: &self.config.id,
             claims: &self.config.claims,
@@ -517,6 +522,9 @@ impl OidcProvider {
         form: Vec<(&str, &str)>,
     ) -> Result<TokenResponse, OidcError> {
         let (status, body) = self.client_post(&meta.token_endpoint, meta, form).await?;
+        if self.config.debug {
+            tracing::info!(provider = %self.config.id, endpoint = %meta.token_endpoint, status = status.as_u16(), "token endpoint answered");
+        }
         if status.is_server_error() {
             return Err(OidcError::Unreachable(format!(
                 "the token endpoint answered HTTP {}",
@@ -571,6 +579,9 @@ impl OidcProvider {
             .send()
             .await
             .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        if self.config.debug {
+            tracing::info!(provider = %self.config.id, status = resp.status().as_u16(), "Microsoft Graph answered (group overage)");
+        }
         if !resp.status().is_success() {
             return Err(OidcError::Userinfo(format!(
                 "Microsoft Graph answered HTTP {}",
@@ -632,6 +643,9 @@ impl OidcProvider {
             .send()
             .await
             .map_err(|e| OidcError::Unreachable(super::describe_http_error(&e)))?;
+        if self.config.debug {
+            tracing::info!(provider = %self.config.id, status = resp.status().as_u16(), "userinfo endpoint answered");
+        }
         if !resp.status().is_success() {
             return Err(OidcError::Userinfo(format!(
                 "HTTP {}",
@@ -666,6 +680,36 @@ fn merge(c: &OidcProviderConfig, d: Discovery) -> Result<Metadata, OidcError> {
         token_auth_methods: d.token_endpoint_auth_methods_supported,
         issuer: d.issuer,
     })
+}
+
+/// Claims for a debug log line: values that could be replayed (embedded tokens, hashes of
+/// them, the nonce) are replaced, the rest is shown so that `claims.*` can be set right.
+pub fn claims_for_log(claims: &Value) -> Value {
+    const HIDDEN: &[&str] = &["nonce", "at_hash", "c_hash", "s_hash", "sid", "jti"];
+    match claims {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let hide = HIDDEN.contains(&k.as_str())
+                        || k.contains("token")
+                        || v.as_str().is_some_and(looks_like_a_token);
+                    let shown = if hide {
+                        Value::from("[redacted]")
+                    } else {
+                        claims_for_log(v)
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(claims_for_log).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A JWT/JWE-shaped string, or a long opaque one.
+fn looks_like_a_token(s: &str) -> bool {
+    s.len() > 200 || (s.len() > 40 && s.matches('.').count() >= 2 && !s.contains(' '))
 }
 
 fn merge_claims(into: &mut Map<String, Value>, from: Map<String, Value>) {
@@ -711,5 +755,30 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode("a+b:p%3Aw")
             )
         );
+    }
+
+    #[test]
+    fn claims_for_log_hides_tokens_and_nonces_and_keeps_the_rest() {
+        let jwt = format!("{}.{}.{}", "a".repeat(20), "b".repeat(30), "c".repeat(20));
+        let claims = serde_json::json!({
+            "email": "a@example.com",
+            "nonce": "n-123",
+            "at_hash": "h",
+            "groups": ["x"],
+            "nested": {"upstream_token": "t", "id": jwt},
+            "email_verified": true,
+        });
+        let shown = claims_for_log(&claims);
+        assert_eq!(shown["email"], "a@example.com");
+        assert_eq!(shown["groups"], serde_json::json!(["x"]));
+        assert_eq!(shown["email_verified"], true);
+        for hidden in [
+            &shown["nonce"],
+            &shown["at_hash"],
+            &shown["nested"]["upstream_token"],
+            &shown["nested"]["id"],
+        ] {
+            assert_eq!(hidden, "[redacted]");
+        }
     }
 }
