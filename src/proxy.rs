@@ -22,6 +22,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::config::SessionStoreKind;
 use crate::endpoints::{self, userinfo, Request, Response};
 use crate::providers::refresh;
 use crate::session::{LoadedSession, RequestCookies};
@@ -218,7 +219,7 @@ fn with_session_cookies(response: Response, cookies: Vec<String>) -> Response {
 /// Apply back-channel revocations and refresh a session whose access token nears expiry.
 /// Returns the session to use and the `Set-Cookie` values the response must carry.
 async fn revalidate(
-    app: &App,
+    app: &Arc<App>,
     loaded: Option<LoadedSession>,
     cookies: &RequestCookies,
 ) -> (Option<LoadedSession>, Vec<String>) {
@@ -229,7 +230,17 @@ async fn revalidate(
         tracing::debug!(user = %loaded.session.identity.user, "session ended by back-channel logout");
         return (None, app.sessions.destroy(cookies).await);
     }
-    if !refresh::due(&loaded.session, app.now()) {
+    let now = app.now();
+    if !refresh::due(&loaded.session, now) {
+        let set = std::mem::take(&mut loaded.set_cookies);
+        return (Some(loaded), set);
+    }
+    let server_side = app.config.session.store != SessionStoreKind::Cookie;
+    if refresh::in_background(&loaded.session, now, server_side) {
+        let (app, behind, cookies) = (Arc::clone(app), loaded.clone(), cookies.clone());
+        tokio::spawn(async move {
+            app.refresher.run(&app, &behind, &cookies).await;
+        });
         let set = std::mem::take(&mut loaded.set_cookies);
         return (Some(loaded), set);
     }

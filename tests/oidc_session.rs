@@ -17,8 +17,13 @@ use support::oidc_stack::{bad_block, bad_stack, logged_in, merge, real_stack, Ba
 use support::stack::{Stack, LOCAL_CLIENT_ID};
 use support::util::wait_for;
 
-/// An access-token lifetime inside the 60 s refresh margin: due at the next request.
+/// An access-token lifetime inside the 60 s refresh margin: due at the next request, still
+/// valid (a server-side store refreshes behind the response).
 const DUE: u64 = 30;
+/// An access token that has expired by the next request: refreshed before the request goes on.
+const EXPIRED: u64 = 0;
+/// Logged once a refreshed session is in the store.
+const STORED: &str = "refreshed session stored";
 
 /// A request through the proxy to the upstream, as an API call; returns the status.
 async fn app_request(stack: &Stack, b: &Browser, path: &str) -> u16 {
@@ -38,7 +43,7 @@ async fn post_logout(stack: &Stack, b: &Browser) {
 
 // ---- refresh (BadOp) ---------------------------------------------------------------------------
 
-async fn refresh_rotates_on_every_due_request(store: &'static str) {
+async fn refresh_rotates_on_every_due_request(store: &'static str) -> Stack {
     let stack = BadStack::new("bad", Layout::default())
         .store(store)
         .start(|bad| bad_block(bad, "custom"), |_| {})
@@ -52,6 +57,7 @@ async fn refresh_rotates_on_every_due_request(store: &'static str) {
 
     for round in 1..=3 {
         assert_eq!(app_request(&stack, &b, &format!("/app/{round}")).await, 200);
+        stack.proxy.wait_for_log(STORED, round).await;
         assert_eq!(bad.refresh_requests(), round, "one refresh per due request");
     }
     let issued = bad.issued_refresh_tokens();
@@ -63,6 +69,7 @@ async fn refresh_rotates_on_every_due_request(store: &'static str) {
     assert!(bad.token_errors().is_empty(), "{:?}", bad.token_errors());
     assert_eq!(stack.assert_logged_in(&b).await["user"], "dave");
     stack.assert_no_secrets_in("logs", &stack.proxy.logs());
+    stack
 }
 
 #[tokio::test]
@@ -84,6 +91,7 @@ async fn refresh_without_rotation_keeps_using_the_same_refresh_token() {
     bad.set_refresh_expires_in(DUE);
     let b = logged_in(&stack, "bad").await;
     assert_eq!(app_request(&stack, &b, "/one").await, 200);
+    stack.proxy.wait_for_log(STORED, 1).await;
     assert_eq!(bad.refresh_requests(), 1);
     // No new refresh token came back: the session keeps the one it has.
     let issued = bad.issued_refresh_tokens();
@@ -115,7 +123,9 @@ async fn after_a_refresh_the_new_expiry_is_used() {
     bad.set_expires_in(DUE);
     bad.set_refresh_expires_in(3600);
     let b = logged_in(&stack, "bad").await;
-    for i in 0..3 {
+    assert_eq!(app_request(&stack, &b, "/r/0").await, 200);
+    stack.proxy.wait_for_log(STORED, 1).await;
+    for i in 1..3 {
         assert_eq!(app_request(&stack, &b, &format!("/r/{i}")).await, 200);
     }
     assert_eq!(bad.refresh_requests(), 1, "only the first request was due");
@@ -152,6 +162,7 @@ async fn concurrent_requests_refresh_once(store: &'static str) {
     }))
     .await;
     assert_eq!(statuses, vec![200; 8]);
+    stack.proxy.wait_for_log(STORED, 1).await;
     assert_eq!(bad.refresh_requests(), 1, "exactly one refresh");
     assert_eq!(bad.reused_refresh_tokens(), 0);
 
@@ -175,9 +186,10 @@ async fn concurrent_requests_refresh_once(store: &'static str) {
 async fn refresh_with_the_redis_store_takes_the_shared_lock_and_stores_the_rotated_token() {
     let redis = support::redis::RedisServer::start();
     let url: &'static str = Box::leak(redis.url(0).into_boxed_str());
-    refresh_rotates_on_every_due_request(url).await;
+    let stack = refresh_rotates_on_every_due_request(url).await;
     // Each refresh took the shared lock for its refresh token: three due requests and the
-    // closing `/_sso/userinfo` check.
+    // closing `/_sso/userinfo` check (whose refresh runs behind it).
+    stack.proxy.wait_for_log(STORED, 4).await;
     let locks = redis.cli(&["KEYS", "sso-proxy:once:refresh:*"]);
     assert_eq!(locks.lines().count(), 4, "{locks}");
 }
@@ -196,7 +208,7 @@ async fn two_replicas_refresh_a_shared_session_once() {
         support::proxy::spawn_proxy_with(&serde_yaml::to_string(&config).unwrap(), true).await;
     let bad = stack.bad();
     bad.issue_refresh_tokens(true);
-    bad.set_expires_in(DUE);
+    bad.set_expires_in(EXPIRED);
     bad.set_refresh_expires_in(3600);
     bad.set_refresh_delay(Duration::from_millis(400));
     let b = logged_in(&stack, "bad").await;
@@ -243,7 +255,7 @@ async fn invalid_grant_on_refresh_ends_the_session() {
     let stack = bad_stack(json!({}), |_| {}).await;
     let bad = stack.bad();
     bad.issue_refresh_tokens(true);
-    bad.set_expires_in(DUE);
+    bad.set_expires_in(EXPIRED);
     let b = logged_in(&stack, "bad").await;
     bad.set_refresh_failure(Some(RefreshFailure::InvalidGrant));
     let before = stack.echo.request_count();
@@ -263,8 +275,8 @@ async fn reused_rotated_refresh_token_ends_the_session() {
     let stack = bad_stack(json!({}), |_| {}).await;
     let bad = stack.bad();
     bad.issue_refresh_tokens(true);
-    bad.set_expires_in(DUE);
-    bad.set_refresh_expires_in(DUE);
+    bad.set_expires_in(EXPIRED);
+    bad.set_refresh_expires_in(EXPIRED);
     let b = logged_in(&stack, "bad").await;
     // Someone else rotates the token first (a stolen copy): ours becomes a reuse.
     let rt = bad.issued_refresh_tokens()[0].clone();
@@ -289,7 +301,7 @@ async fn server_error_on_refresh_keeps_the_session() {
     let stack = bad_stack(json!({}), |_| {}).await;
     let bad = stack.bad();
     bad.issue_refresh_tokens(true);
-    bad.set_expires_in(DUE);
+    bad.set_expires_in(EXPIRED);
     let b = logged_in(&stack, "bad").await;
     bad.set_refresh_failure(Some(RefreshFailure::ServerError));
     assert_eq!(app_request(&stack, &b, "/during-outage").await, 200);
@@ -299,6 +311,68 @@ async fn server_error_on_refresh_keeps_the_session() {
     assert_eq!(app_request(&stack, &b, "/during-outage-2").await, 200);
     assert_eq!(bad.refresh_requests(), 1);
     stack.assert_logged_in(&b).await;
+}
+
+#[tokio::test]
+async fn a_due_refresh_runs_behind_the_response_with_a_server_side_store() {
+    let stack = bad_stack(json!({}), |_| {}).await;
+    let bad = stack.bad();
+    bad.issue_refresh_tokens(true);
+    bad.set_expires_in(DUE);
+    bad.set_refresh_expires_in(DUE);
+    bad.set_refresh_delay(Duration::from_secs(2));
+    let b = logged_in(&stack, "bad").await;
+    assert_eq!(app_request(&stack, &b, "/now").await, 200);
+    // The response came back while the token endpoint was still holding its answer.
+    assert_eq!(
+        bad.issued_refresh_tokens().len(),
+        1,
+        "the request waited for the refresh"
+    );
+    stack.proxy.wait_for_log(STORED, 1).await;
+    // The rotated token was stored: the next due refresh presents it.
+    assert_eq!(app_request(&stack, &b, "/next").await, 200);
+    stack.proxy.wait_for_log(STORED, 2).await;
+    let issued = bad.issued_refresh_tokens();
+    assert_eq!(bad.presented_refresh_tokens(), issued[..2].to_vec());
+    assert_eq!(bad.reused_refresh_tokens(), 0);
+    stack.assert_logged_in(&b).await;
+}
+
+#[tokio::test]
+async fn a_due_refresh_with_the_cookie_store_is_done_before_the_response() {
+    let stack = BadStack::new("bad", Layout::default())
+        .store("cookie")
+        .start(|bad| bad_block(bad, "custom"), |_| {})
+        .await;
+    let bad = stack.bad();
+    bad.issue_refresh_tokens(true);
+    bad.set_expires_in(DUE);
+    bad.set_refresh_delay(Duration::from_millis(500));
+    let b = logged_in(&stack, "bad").await;
+    assert_eq!(app_request(&stack, &b, "/now").await, 200);
+    // Only this response can carry the refreshed session (the rotated token) back.
+    assert_eq!(bad.issued_refresh_tokens().len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_grant_behind_the_response_ends_the_session_by_the_next_request() {
+    let stack = bad_stack(json!({}), |_| {}).await;
+    let bad = stack.bad();
+    bad.issue_refresh_tokens(true);
+    bad.set_expires_in(DUE);
+    let b = logged_in(&stack, "bad").await;
+    bad.set_refresh_failure(Some(RefreshFailure::InvalidGrant));
+    // The access token is still valid: this request goes on.
+    assert_eq!(app_request(&stack, &b, "/still-valid").await, 200);
+    stack
+        .proxy
+        .wait_for_log("refresh token refused; session ended", 1)
+        .await;
+    let before = stack.echo.request_count();
+    assert_eq!(app_request(&stack, &b, "/after-disable").await, 401);
+    assert_eq!(stack.echo.request_count(), before, "upstream not reached");
+    stack.assert_no_session(&b).await;
 }
 
 // ---- refresh (real OP) -------------------------------------------------------------------------
@@ -361,12 +435,16 @@ async fn real_op_refresh_with_rotation_keeps_the_session_going() {
     .await;
     let b = stack.browser_as("alice").await;
     assert_eq!(refresh_events(&stack).await, 0);
+    // Each refresh runs behind its request (the access token is still valid for 30 s).
     assert_eq!(app_request(&stack, &b, "/one").await, 200);
+    stack.proxy.wait_for_log(STORED, 1).await;
     assert_eq!(refresh_events(&stack).await, 1);
     // The rotated token is used next (a reuse would make oidc-provider revoke the grant).
     assert_eq!(app_request(&stack, &b, "/two").await, 200);
+    stack.proxy.wait_for_log(STORED, 2).await;
     assert_eq!(refresh_events(&stack).await, 2);
     assert_eq!(app_request(&stack, &b, "/three").await, 200);
+    stack.proxy.wait_for_log(STORED, 3).await;
     assert_eq!(refresh_events(&stack).await, 3);
     assert_eq!(stack.assert_logged_in(&b).await["user"], "alice");
 }
@@ -394,6 +472,7 @@ async fn real_op_concurrent_requests_trigger_one_refresh() {
     }))
     .await;
     assert_eq!(statuses, vec![200; 6]);
+    stack.proxy.wait_for_log(STORED, 1).await;
     assert_eq!(refresh_events(&stack).await, 1, "exactly one refresh");
     stack.assert_logged_in(&b).await;
 }

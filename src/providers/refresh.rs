@@ -1,7 +1,8 @@
 //! Token refresh: when a session's access token nears expiry and it holds a refresh token, the
-//! next request refreshes it. Concurrent requests of one session share a single refresh (keyed
-//! by the refresh token), so a rotating refresh token is never used twice; `invalid_grant`
-//! ends the session.
+//! next request refreshes it — behind the response while the access token is still valid and
+//! the session lives server-side, before the request goes on otherwise. Concurrent requests of
+//! one session share a single refresh (keyed by the refresh token), so a rotating refresh token
+//! is never used twice; `invalid_grant` ends the session.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,14 @@ pub fn due(session: &Session, now: u64) -> bool {
             .is_some_and(|t| now.saturating_add(REFRESH_MARGIN) >= t)
 }
 
+/// True when a due refresh may run behind the response: the access token is still valid (the
+/// request can go on with it) and the store keeps the session server-side. The cookie store
+/// can only save the refreshed session (a rotated refresh token) in this response, and an
+/// expired access token is refreshed before the request goes on.
+pub fn in_background(session: &Session, now: u64, server_side: bool) -> bool {
+    server_side && session.access_expires_at.is_some_and(|t| now < t)
+}
+
 impl Refresher {
     pub async fn run(
         &self,
@@ -85,10 +94,13 @@ impl Refresher {
         let now = app.now();
         match shared {
             Shared::Updated(new) => match app.sessions.update(cookies, (*new).clone(), now).await {
-                Ok(set_cookies) => Outcome::Updated {
-                    session: new,
-                    set_cookies,
-                },
+                Ok(set_cookies) => {
+                    tracing::debug!(user = %session.identity.user, "refreshed session stored");
+                    Outcome::Updated {
+                        session: new,
+                        set_cookies,
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "refreshed session could not be stored");
                     Outcome::Unchanged
