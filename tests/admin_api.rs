@@ -629,11 +629,11 @@ async fn local_groups_extend_the_signup_rule() {
         stack.call(Method::DELETE, "groups/ml-team", None).await.0,
         404
     );
-    // bob is known now (he signed in before), so the group rule no longer applies to him.
-    Browser::new()
+    // The group rule applies at every login: with ml-team gone, bob (known now) is refused again.
+    let refused = Browser::new()
         .login(&stack.base_url, Some(LOCAL), "bob", "bob-pw", None)
-        .await
-        .expect_success();
+        .await;
+    assert_eq!(refused.status(), 403, "ml-team is no longer a local group");
 }
 
 #[tokio::test]
