@@ -127,7 +127,7 @@ const GROUPS: &[Field] = &[
     ),
     f(
         "groups.prohibit_user_signup_if_not_in_group",
-        "Only allow sign-up for members of a local group",
+        "Only allow members of a local group to log in",
         Check,
         "See the Groups page.",
     ),

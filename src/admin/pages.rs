@@ -266,7 +266,7 @@ impl Page<'_> {
             .collect();
         let rows = or_empty(rows, 5, "No local groups.");
         let body = format!(
-            "<div class=\"page-head\"><div><h1>Groups</h1><p class=\"muted\">Local groups. With <i>Only allow sign-up for members of a local group</i>, new users must be in one of these IdP groups.</p></div></div>\
+            "<div class=\"page-head\"><div><h1>Groups</h1><p class=\"muted\">Local groups. With <i>Only allow members of a local group to log in</i>, users must be in one of these IdP groups at every login.</p></div></div>\
 <form class=\"card inline-form\" id=\"group-form\"><label>Name<input name=\"name\" required maxlength=\"128\"></label><label>Description<input name=\"description\"></label><button type=\"submit\" class=\"primary\">Add group</button><p class=\"form-error\" hidden></p></form>\
 <div class=\"card flush\"><table class=\"grid\" id=\"groups\"><thead><tr><th>Name</th><th>Description</th><th>Created by</th><th>Created</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>"
         );
