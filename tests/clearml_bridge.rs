@@ -1155,6 +1155,65 @@ async fn clearml_cookie_has_the_servers_attributes_and_is_set_with_the_session()
     );
 }
 
+/// Whether the `Set-Cookie` value carries attribute `name` (lower case).
+fn has_attribute(set_cookie: &str, name: &str) -> bool {
+    set_cookie_attributes(set_cookie)
+        .iter()
+        .any(|(a, _)| a == name)
+}
+
+#[tokio::test]
+async fn clearml_cookie_is_secure_on_https() {
+    let opts = StackOptions {
+        tls: true,
+        ..StackOptions::bad()
+    };
+    let br = Bridge::start(opts, |_, _| {}).await;
+    assert!(br.base().starts_with("https://"), "{}", br.base());
+    // 10-minute tokens: the next request re-issues one.
+    br.api.cap_expiration(Some(600));
+    let b = br.browser();
+    let result = br.login_bad(&b, None).await;
+    result.expect_success();
+    let set = br
+        .clearml_set_cookie(&result.response)
+        .expect("callback sets the ClearML cookie");
+    assert!(has_attribute(&set, "secure"), "login cookie: {set}");
+    assert!(has_attribute(&set, "httponly"), "login cookie: {set}");
+    br.api.cap_expiration(None);
+
+    let page = b.api_get(&br.url("/app/experiments")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let set = br
+        .clearml_set_cookie(&page)
+        .expect("the token near its end is re-issued");
+    assert!(
+        set_cookie_value(&set, &br.api.cookie_name).is_some_and(|v| !v.is_empty()),
+        "{set}"
+    );
+    assert!(has_attribute(&set, "secure"), "re-issued cookie: {set}");
+
+    let page = br
+        .webapp_call(
+            &b,
+            "/api/v2.31/login.logout",
+            json!({ "redirect_url": br.url("/login") }),
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The API server clears it too (its own attributes: no Secure); the proxy's clear is Secure.
+    let cleared: Vec<String> = page
+        .header_all("set-cookie")
+        .into_iter()
+        .filter(|c| set_cookie_value(c, &br.api.cookie_name) == Some(""))
+        .collect();
+    assert!(
+        cleared.iter().any(|c| has_attribute(c, "secure")),
+        "logout clears the ClearML cookie with Secure: {cleared:?}"
+    );
+    assert!(br.clearml_cookie(&b).is_none());
+}
+
 #[tokio::test]
 async fn second_login_of_the_same_person_reuses_the_clearml_user() {
     let br = Bridge::with_bad_op().await;
