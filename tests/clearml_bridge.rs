@@ -1321,6 +1321,46 @@ async fn guest_groups_give_role_guest_but_admins_stay_admins() {
 }
 
 #[tokio::test]
+async fn refused_signup_creates_no_clearml_user_and_sets_no_clearml_cookie() {
+    let br = Bridge::start(StackOptions::bad(), |c, _| {
+        c["providers"][BAD]["create_new_users"] = json!(false);
+        c["directory"] = json!({ "known_users": ["erin@example.com"] });
+    })
+    .await;
+    br.bad().set_user(person("mallory", &["admins"]));
+    let b = Browser::new();
+    let result = br.login_bad(&b, None).await;
+    assert!(!result.succeeded(), "trail:\n  {}", result.trail_text());
+    assert_eq!(result.status(), 403, "{}", result.response.body);
+    assert!(
+        lower(&result.response.body).contains("new users cannot sign up"),
+        "{}",
+        result.response.body
+    );
+    br.assert_no_session(&b).await;
+    assert!(br.clearml_cookie(&b).is_none(), "no ClearML cookie");
+    assert!(br.clearml_set_cookie(&result.response).is_none());
+    assert_eq!(
+        br.api.count("auth.create_user"),
+        0,
+        "no ClearML user created"
+    );
+    assert!(br.api.people().is_empty(), "{:?}", br.api.people());
+    assert!(
+        br.api.impersonated_logins().is_empty(),
+        "no token asked for"
+    );
+    assert_eq!(br.api.count("auth.edit_user"), 0);
+
+    // A known user (directory.known_users) still gets in, and becomes a ClearML user.
+    let b = br.browser_for(person("erin", &[])).await;
+    let erin = br.clearml_user("erin@example.com");
+    let token = br.clearml_cookie(&b).expect("ClearML cookie for erin");
+    assert_eq!(br.api.verify_token(&token).unwrap().identity.user, erin.id);
+    assert_eq!(br.api.count("auth.create_user"), 1);
+}
+
+#[tokio::test]
 async fn users_are_created_in_the_company_of_the_proxys_own_credential() {
     let api = ClearmlApi::start_with(ApiOptions {
         system_company: OTHER_COMPANY.into(),
