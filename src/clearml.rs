@@ -235,21 +235,35 @@ impl Bridge {
         }
     }
 
-    /// The ClearML session cookie, with the attributes the API server uses (Secure on https).
+    /// The ClearML session cookie, with the attributes the API server uses (`HttpOnly`,
+    /// `SameSite=Lax`, `Path=/`, `Domain` from `cookie_domain`) and `Secure` on https. Unlike the
+    /// server's (`Max-Age=99999999999`) it lasts as long as its token (docs/deviations.md).
     pub fn cookie(&self, token: &str, secure: bool, max_age: u64) -> String {
-        let secure = if secure { "; Secure" } else { "" };
         format!(
-            "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-            self.config.cookie_name
+            "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+            self.config.cookie_name,
+            self.cookie_tail(secure)
         )
     }
 
     pub fn clear_cookie(&self, secure: bool) -> String {
-        let secure = if secure { "; Secure" } else { "" };
         format!(
-            "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{secure}",
-            self.config.cookie_name
+            "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{}",
+            self.config.cookie_name,
+            self.cookie_tail(secure)
         )
+    }
+
+    /// `; Domain=…` when configured, `; Secure` on https.
+    fn cookie_tail(&self, secure: bool) -> String {
+        let domain = self
+            .config
+            .cookie_domain
+            .as_deref()
+            .map(|d| format!("; Domain={d}"))
+            .unwrap_or_default();
+        let secure = if secure { "; Secure" } else { "" };
+        format!("{domain}{secure}")
     }
 }
 

@@ -1146,6 +1146,12 @@ async fn clearml_cookie_has_the_servers_attributes_and_is_set_with_the_session()
         !has("domain"),
         "host-only, like the server's default: {set}"
     );
+    // It lasts as long as its token (token_lifetime), not the server's 99999999999 s.
+    assert_eq!(
+        value_of("max-age"),
+        Some(DEFAULT_TOKEN_LIFETIME.to_string()),
+        "{set}"
+    );
     let token = set_cookie_value(&set, &br.api.cookie_name).unwrap();
     assert!(br.api.verify_token(token).is_ok());
     assert!(
@@ -1212,6 +1218,46 @@ async fn clearml_cookie_is_secure_on_https() {
         "logout clears the ClearML cookie with Secure: {cleared:?}"
     );
     assert!(br.clearml_cookie(&b).is_none());
+}
+
+#[tokio::test]
+async fn cookie_domain_like_the_helm_charts_is_set_on_the_clearml_cookie() {
+    let br = Bridge::start(StackOptions::bad(), |c, _| {
+        // The Helm chart's clearml.cookieDomain; it must cover public_url's host (127.0.0.1).
+        c["clearml"]["cookie_domain"] = json!("127.0.0.1");
+    })
+    .await;
+    let b = Browser::new();
+    let result = br.login_bad(&b, None).await;
+    result.expect_success();
+    let set = br
+        .clearml_set_cookie(&result.response)
+        .expect("callback sets the ClearML cookie");
+    let attrs = set_cookie_attributes(&set);
+    assert!(
+        attrs.contains(&("domain".into(), "127.0.0.1".into())),
+        "Domain from clearml.cookie_domain: {set}"
+    );
+    assert!(
+        attrs.contains(&("max-age".into(), DEFAULT_TOKEN_LIFETIME.to_string())),
+        "{set}"
+    );
+
+    let page = br
+        .webapp_call(&b, "/api/v2.31/login.logout", json!({}))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cleared: Vec<String> = page
+        .header_all("set-cookie")
+        .into_iter()
+        .filter(|c| set_cookie_value(c, &br.api.cookie_name) == Some(""))
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| set_cookie_attributes(c).contains(&("domain".into(), "127.0.0.1".into()))),
+        "the logout clears the domain cookie: {cleared:?}"
+    );
 }
 
 #[tokio::test]

@@ -485,6 +485,38 @@ fn render_redacted_hides_every_secret() {
     assert!(!format!("{c:?}").contains("client-secret-value"));
 }
 
+const CLEARML: &str = "clearml:\n  enabled: true\n  api_url: http://apiserver:8008\n  api_key: KEY\n  api_secret: SECRET\n";
+
+#[test]
+fn clearml_cookie_domain_must_cover_the_public_host() {
+    let c = ok(Some(&format!("{BASE}{CLEARML}")), &[]);
+    assert_eq!(
+        c.clearml.unwrap().cookie_domain,
+        None,
+        "host-only by default"
+    );
+    for (domain, want) in [
+        ("example.com", "example.com"),
+        (".Example.com", "example.com"),
+        ("app.example.com", "app.example.com"),
+    ] {
+        let yaml = format!("{BASE}{CLEARML}  cookie_domain: '{domain}'\n");
+        let c = ok(Some(&yaml), &[]);
+        assert_eq!(c.clearml.unwrap().cookie_domain.as_deref(), Some(want));
+    }
+    for (domain, needle) in [
+        ("other.com", "does not cover"),
+        ("pp.example.com", "does not cover"),
+        ("x.app.example.com", "does not cover"),
+        ("exa mple.com", "not a domain name"),
+        ("example..com", "not a domain name"),
+    ] {
+        let yaml = format!("{BASE}{CLEARML}  cookie_domain: '{domain}'\n");
+        let p = problems(Some(&yaml), &[]);
+        assert!(has(&p, "clearml.cookie_domain", needle), "{domain}: {p:#?}");
+    }
+}
+
 /// Every schema key must deserialize into the raw structs, and every raw field must be in the schema.
 #[test]
 fn schema_and_raw_structs_agree() {
