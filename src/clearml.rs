@@ -31,8 +31,10 @@ pub enum ClearmlError {
         code: i64,
         message: String,
     },
-    #[error("the ClearML API server sent an answer to {0} that is not a ClearML envelope")]
-    Malformed(&'static str),
+    #[error(
+        "the ClearML API server sent an answer to {endpoint} (HTTP {status}) that is not a ClearML envelope"
+    )]
+    Malformed { endpoint: &'static str, status: u16 },
 }
 
 pub struct Bridge {
@@ -97,13 +99,9 @@ impl Bridge {
             reason: crate::providers::describe_http_error(&e),
         })?;
         let status = resp.status().as_u16();
-        let envelope: Value = resp
-            .json()
-            .await
-            .map_err(|_| ClearmlError::Malformed(endpoint))?;
-        let meta = envelope
-            .get("meta")
-            .ok_or(ClearmlError::Malformed(endpoint))?;
+        let malformed = ClearmlError::Malformed { endpoint, status };
+        let envelope: Value = resp.json().await.map_err(|_| malformed.clone())?;
+        let meta = envelope.get("meta").ok_or(malformed)?;
         let code = meta
             .get("result_code")
             .and_then(Value::as_i64)
@@ -130,7 +128,10 @@ impl Bridge {
         let token = data
             .get("token")
             .and_then(Value::as_str)
-            .ok_or(ClearmlError::Malformed("auth.login"))?;
+            .ok_or(ClearmlError::Malformed {
+                endpoint: "auth.login",
+                status: 200,
+            })?;
         if let Some(company) = token_claim(token, &["identity", "company"]) {
             self.company.store(Some(std::sync::Arc::new(company)));
         }
@@ -211,7 +212,10 @@ impl Bridge {
         let id = data
             .get("id")
             .and_then(Value::as_str)
-            .ok_or(ClearmlError::Malformed("auth.create_user"))?;
+            .ok_or(ClearmlError::Malformed {
+                endpoint: "auth.create_user",
+                status: 200,
+            })?;
         tracing::info!(clearml_user = %id, role, "ClearML user created");
         Ok(id.to_owned())
     }
@@ -223,7 +227,10 @@ impl Bridge {
         data.get("token")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or(ClearmlError::Malformed("auth.login"))
+            .ok_or(ClearmlError::Malformed {
+                endpoint: "auth.login",
+                status: 200,
+            })
     }
 
     /// True when the token is missing its `exp`, or less than a tenth of the lifetime is left.

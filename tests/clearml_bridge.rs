@@ -1041,6 +1041,12 @@ async fn wrong_system_credential_keeps_the_proxy_unready_and_logins_name_the_api
     }
     let result = br.login_bad(&b, None).await;
     assert_api_server_error(&result);
+    let body = lower(&result.response.body);
+    assert!(
+        body.contains("http 401") && body.contains("invalid credentials"),
+        "the error page names the refused credential: {}",
+        result.response.body
+    );
     br.assert_no_session(&b).await;
     assert!(br.clearml_cookie(&b).is_none());
     assert!(br.api.people().is_empty(), "no ClearML user created");
@@ -2072,10 +2078,17 @@ async fn logout_with_idp_logout_returns_the_end_session_url_as_redirect_url() {
 // ---------------------------------------------------------------------------------------------
 // API server failures
 
-async fn assert_failed_login_leaves_nothing(br: &Bridge) {
+/// A login fails with an error page naming the API server and `cause` (lower case), and leaves
+/// no session and no ClearML cookie.
+async fn assert_failed_login_leaves_nothing(br: &Bridge, cause: &str) {
     let b = Browser::new();
     let result = br.login_bad(&b, None).await;
     assert_api_server_error(&result);
+    assert!(
+        lower(&result.response.body).contains(cause),
+        "the error page names the cause ({cause}): {}",
+        result.response.body
+    );
     br.assert_no_session(&b).await;
     assert!(br.clearml_cookie(&b).is_none(), "no ClearML cookie");
     assert!(
@@ -2104,7 +2117,7 @@ async fn assert_login_works_again(br: &Bridge) -> Browser {
 async fn api_server_down_during_login_gives_an_error_page_and_no_session() {
     let br = Bridge::with_bad_op().await;
     br.api.set_failure(Failure::Down);
-    assert_failed_login_leaves_nothing(&br).await;
+    assert_failed_login_leaves_nothing(&br, "could not be reached").await;
     br.api.set_failure(Failure::None);
     assert_login_works_again(&br).await;
 }
@@ -2113,7 +2126,7 @@ async fn api_server_down_during_login_gives_an_error_page_and_no_session() {
 async fn api_server_500_during_login_gives_an_error_page_and_no_session() {
     let br = Bridge::with_bad_op().await;
     br.api.set_failure(Failure::ServerError);
-    assert_failed_login_leaves_nothing(&br).await;
+    assert_failed_login_leaves_nothing(&br, "http 500").await;
     assert!(br.api.people().is_empty());
     br.api.set_failure(Failure::None);
     assert_login_works_again(&br).await;
@@ -2124,7 +2137,7 @@ async fn failure_after_the_user_was_created_does_not_lock_the_person_out() {
     let br = Bridge::with_bad_op().await;
     br.api
         .set_failure(Failure::ServerErrorOn("auth.login".into()));
-    assert_failed_login_leaves_nothing(&br).await;
+    assert_failed_login_leaves_nothing(&br, "http 500").await;
     assert_eq!(
         br.api.ok_count("auth.create_user"),
         1,
@@ -2142,4 +2155,14 @@ async fn failure_after_the_user_was_created_does_not_lock_the_person_out() {
     assert_eq!(br.api.people().len(), 1);
     let token = br.clearml_cookie(&b).unwrap();
     assert_eq!(br.api.verify_token(&token).unwrap().identity.user, dave.id);
+}
+
+#[tokio::test]
+async fn html_503_in_front_of_the_api_server_keeps_its_status_on_the_error_page() {
+    let br = Bridge::with_bad_op().await;
+    br.api.set_failure(Failure::Html(503));
+    assert_failed_login_leaves_nothing(&br, "http 503").await;
+    assert!(br.api.people().is_empty());
+    br.api.set_failure(Failure::None);
+    assert_login_works_again(&br).await;
 }

@@ -248,6 +248,9 @@ pub enum Failure {
     /// The API server stops listening (connection refused); the webserver's `/api` route
     /// answers 502 like nginx.
     Down,
+    /// Something in front of the API server (a load balancer, an ingress) answers every call
+    /// with this status and an HTML page, not a ClearML envelope; nothing reaches the server.
+    Html(u16),
 }
 
 /// A verified token.
@@ -1537,6 +1540,13 @@ impl State {
 fn handle_api(state: &mut State, req: &ApiRequest) -> Response<Body> {
     if req.method == "OPTIONS" {
         return http_server::response(200, "text/html", "");
+    }
+    if let Failure::Html(status) = state.failure {
+        return http_server::response(
+            status,
+            "text/html",
+            "<html><body><h1>Service Temporarily Unavailable</h1></body></html>",
+        );
     }
     let id = new_id();
     let trx = req
