@@ -161,12 +161,20 @@ impl Bridge {
     /// Create or update the ClearML user for this login; returns their id and role. The caller
     /// stores the mapping before asking for a token, so a later failure never leaves a created
     /// user without its mapping (ClearML has no lookup by email to recover it).
+    ///
+    /// Until the start-up check has succeeded the company from our own token is unknown, so the
+    /// check runs here first: a login never creates the user in the wrong company, and fails
+    /// with the API server's error when the check does.
     pub async fn ensure_user(
         &self,
         identity: &Identity,
         default_company: Option<&str>,
         known: Option<&UserRecord>,
     ) -> Result<(String, &'static str), ClearmlError> {
+        if !self.is_ready() {
+            tracing::debug!("ClearML bridge not checked yet; checking before provisioning");
+            self.check().await?;
+        }
         let role = self.role_for(identity);
         let user_id = match known.and_then(|r| r.clearml_id.clone()) {
             Some(id) => {

@@ -1433,6 +1433,62 @@ async fn users_are_created_in_the_company_of_the_proxys_own_credential() {
 }
 
 #[tokio::test]
+async fn login_finishing_before_the_startup_check_succeeded_still_uses_the_credentials_company() {
+    // `/_sso/login` checks the bridge itself, but a login started elsewhere (another replica,
+    // or this proxy before a restart: the pending state is a sealed cookie) can reach the
+    // callback of a proxy whose start-up check has not succeeded yet.
+    let api = ClearmlApi::start_with(ApiOptions {
+        system_company: OTHER_COMPANY.into(),
+        ..ApiOptions::default()
+    });
+    let br = Bridge::start_with(api, StackOptions::bad(), |_, _| {}).await;
+    let b = Browser::new();
+    let driven = b
+        .drive(
+            &br.url(&format!("/_sso/login?provider={BAD}")),
+            "u",
+            "p",
+            |u| u.path().starts_with("/callback_"),
+        )
+        .await;
+    let callback = driven
+        .stopped_at
+        .unwrap_or_else(|| panic!("reached the callback: {:?}", driven.trail));
+
+    // A second proxy (same config and public_url) starts while the API server is down; its
+    // background check fails and backs off (250 ms, 500 ms, 1 s, 2 s, ...).
+    br.api.set_failure(Failure::Down);
+    let mut config = br.stack.config.clone();
+    config["listen"] = json!(format!("127.0.0.1:{}", free_port()));
+    let late = spawn_proxy_with(&serde_yaml::to_string(&config).unwrap(), false).await;
+    late.wait_for_log("ClearML bridge check failed", 4).await;
+    // The next background check is about 2 s away: the callback comes first.
+    br.api.set_failure(Failure::None);
+    let path = &callback[url::Position::BeforePath..];
+    let page = b.navigate(&late.url(path)).await;
+    assert!(
+        page.is_redirect(),
+        "login accepted: {} {}",
+        page.status,
+        page.body
+    );
+    let dave = br.clearml_user("dave@example.com");
+    assert_eq!(
+        dave.company, OTHER_COMPANY,
+        "the company of the proxy's credential, learnt before the user was created"
+    );
+    let set = br.clearml_set_cookie(&page).expect("ClearML cookie set");
+    let token = set_cookie_value(&set, &br.api.cookie_name).unwrap();
+    assert_eq!(br.api.verify_token(token).unwrap().identity.user, dave.id);
+    let ready = Browser::new().api_get(&late.url("/_sso/readyz")).await;
+    assert_eq!(
+        ready.status, 200,
+        "the check at the callback made the proxy ready: {}",
+        ready.body
+    );
+}
+
+#[tokio::test]
 async fn clearml_company_setting_and_then_the_connections_default_company_choose_the_company() {
     // Only the create_user request is checked: a system credential can only impersonate users of
     // its own company on a real server, so what follows may fail.
