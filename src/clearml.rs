@@ -85,11 +85,22 @@ impl Bridge {
         body: Value,
         impersonate: Option<&str>,
     ) -> Result<Value, ClearmlError> {
+        self.send(endpoint, body, self.basic(), impersonate).await
+    }
+
+    /// POST one API call with `authorization`; `data` of the envelope on success.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        body: Value,
+        authorization: String,
+        impersonate: Option<&str>,
+    ) -> Result<Value, ClearmlError> {
         let url = self.url(endpoint);
         let mut req = self
             .http
             .post(&url)
-            .header("authorization", self.basic())
+            .header("authorization", authorization)
             .json(&body);
         if let Some(user) = impersonate {
             req = req.header("x-clearml-impersonate-as", user);
@@ -241,6 +252,13 @@ impl Bridge {
             })
     }
 
+    /// Revoke a user's ClearML token: `auth.logout` called with that token.
+    pub async fn revoke(&self, token: &str) -> Result<(), ClearmlError> {
+        let bearer = format!("Bearer {token}");
+        self.send("auth.logout", json!({}), bearer, None).await?;
+        Ok(())
+    }
+
     /// True when the token is missing its `exp`, or less than a tenth of the lifetime is left.
     pub fn needs_reissue(&self, token: &str, now: u64) -> bool {
         let margin = self.config.token_lifetime.as_secs() / 10;
@@ -315,8 +333,10 @@ pub fn unauthorized_envelope(endpoint: &str, request_id: &str) -> Value {
     })
 }
 
-/// The API action of a path (`/api/v2.31/login.logout` → `login.logout`).
+/// The API action of a path (`/api/v2.31/login.logout` → `login.logout`); one trailing `/` is
+/// allowed, as ClearML's own path rule allows it.
 pub fn action(path: &str) -> &str {
+    let path = path.strip_suffix('/').unwrap_or(path);
     path.rsplit('/').next().unwrap_or_default()
 }
 
@@ -345,5 +365,7 @@ mod tests {
     fn action_is_the_last_segment() {
         assert_eq!(action("/api/v2.31/login.logout"), "login.logout");
         assert_eq!(action("/login.supported_modes"), "login.supported_modes");
+        assert_eq!(action("/api/v2.31/login.logout/"), "login.logout");
+        assert_eq!(action("/api/v2.31/login.logout//"), "");
     }
 }

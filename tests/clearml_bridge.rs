@@ -2052,7 +2052,7 @@ async fn assert_logout_through(br: &Bridge, path: &str, body: Value) -> Value {
     assert_eq!(j["meta"]["result_code"], 200, "{path}: {j}");
 
     // Forwarded with the user's ClearML session, which the API server revoked.
-    let endpoint = path.rsplit('/').next().unwrap();
+    let endpoint = path.trim_end_matches('/').rsplit('/').next().unwrap();
     let call = br
         .api
         .calls_to(endpoint)
@@ -2101,6 +2101,93 @@ async fn web_app_logout_revokes_the_clearml_token_and_ends_the_proxy_session() {
 async fn auth_logout_also_ends_the_proxy_session() {
     let br = Bridge::with_bad_op().await;
     assert_logout_through(&br, "/api/auth.logout", json!({})).await;
+}
+
+#[tokio::test]
+async fn web_app_logout_with_a_trailing_slash_is_intercepted() {
+    let br = Bridge::with_bad_op().await;
+    assert_logout_through(&br, "/api/v2.31/login.logout/", json!({})).await;
+}
+
+#[tokio::test]
+async fn web_app_logout_without_a_proxy_session_is_forwarded_and_clears_the_clearml_cookie() {
+    let br = Bridge::with_bad_op().await;
+    let b = br.browser_bad().await;
+    let token = br.clearml_cookie(&b).unwrap();
+    let session = br.api.verify_token(&token).unwrap().session_id;
+
+    // Only the ClearML cookie is left (the proxy session ended elsewhere).
+    let lingering = Browser::new();
+    let req = lingering
+        .client
+        .post(br.url("/api/v2.31/login.logout"))
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("origin", br.base())
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", format!("{}={token}", br.api.cookie_name))
+        .body("{}");
+    let page = lingering.send(req).await;
+    assert_eq!(page.status, 200, "forwarded: {}", page.body);
+    assert_eq!(page.json()["meta"]["result_code"], 200, "{}", page.body);
+    let call = br
+        .api
+        .calls_to("login.logout")
+        .pop()
+        .expect("forwarded to the API server");
+    assert_eq!(call.session_id.as_deref(), Some(session.as_str()));
+    assert!(br.api.revoked_sessions().contains(&session));
+    assert!(br.api.verify_token(&token).is_err());
+    let cleared: Vec<String> = page
+        .header_all("set-cookie")
+        .into_iter()
+        .filter(|c| set_cookie_value(c, &br.api.cookie_name) == Some(""))
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.contains("Expires=Thu, 01 Jan 1970") && c.contains("Path=/; Max-Age=0")),
+        "the proxy clears the ClearML cookie: {cleared:?}"
+    );
+
+    // Other API calls without a session still get the 401 envelope, not the API server.
+    let before = br.api.calls().len();
+    let req = lingering
+        .client
+        .post(br.url("/api/v2.31/users.get_current_user"))
+        .header("accept", "application/json")
+        .header("cookie", format!("{}={token}", br.api.cookie_name))
+        .body("{}");
+    let page = lingering.send(req).await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert_eq!(br.api.calls().len(), before);
+}
+
+#[tokio::test]
+async fn sso_logout_also_revokes_the_clearml_token() {
+    let br = Bridge::with_bad_op().await;
+    let b = br.browser_bad().await;
+    let token = br.clearml_cookie(&b).unwrap();
+    let session = br.api.verify_token(&token).unwrap().session_id;
+    let req = b
+        .client
+        .post(br.url("/_sso/logout"))
+        .header("origin", br.base());
+    let page = b.send(req).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let call = br
+        .api
+        .calls_to("auth.logout")
+        .pop()
+        .expect("the proxy called auth.logout");
+    assert!(!call.via_web, "called by the proxy itself");
+    assert_eq!(call.auth, AuthKind::Bearer, "with the user's token");
+    assert_eq!(call.session_id.as_deref(), Some(session.as_str()));
+    assert!(call.ok(), "{call:#?}");
+    assert!(br.api.revoked_sessions().contains(&session));
+    assert!(br.api.verify_token(&token).is_err());
+    br.assert_no_session(&b).await;
+    assert!(br.clearml_cookie(&b).is_none());
 }
 
 #[tokio::test]
