@@ -69,7 +69,7 @@ impl Bridge {
     fn basic(&self) -> String {
         let raw = format!(
             "{}:{}",
-            self.config.api_key,
+            self.config.api_key.expose(),
             self.config.api_secret.expose()
         );
         format!(

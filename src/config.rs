@@ -51,7 +51,8 @@ impl<T> std::fmt::Debug for Secret<T> {
 #[derive(Debug, Clone)]
 pub struct ClearmlConfig {
     pub api_url: Url,
-    pub api_key: String,
+    /// Access key of the system credential: kept out of `Debug` like the secret.
+    pub api_key: Secret<String>,
     pub api_secret: Secret<String>,
     pub cookie_name: String,
     /// `Domain` of the ClearML cookie (the Helm chart's `cookieDomain`); `None`: host-only.

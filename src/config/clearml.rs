@@ -97,7 +97,7 @@ pub(crate) fn convert(
     }
     Some(ClearmlConfig {
         api_url: api_url?,
-        api_key: api_key?,
+        api_key: Secret::new(api_key?),
         api_secret: Secret::new(api_secret?),
         cookie_name,
         cookie_domain,
