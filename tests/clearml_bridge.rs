@@ -571,6 +571,27 @@ async fn stand_in_impersonation_is_for_system_and_admin_callers_and_uses_the_use
 }
 
 #[tokio::test]
+async fn stand_in_can_allow_impersonation_to_the_system_key_only() {
+    let api = ClearmlApi::start_with(ApiOptions {
+        system_only_impersonation: true,
+        ..ApiOptions::default()
+    });
+    let alice = api.add_user("Alice", "alice@example.com", "admin", None);
+    let bob = api.add_user("Bob", "bob@example.com", "user", None);
+    const AS: &str = "X-Clearml-Impersonate-As";
+    let r = impersonate(&api, sys(&api), &bob, AS).await;
+    assert_eq!(r.status, 200, "the system key may: {}", r.json);
+    let alice_token = api.mint_token(&alice, None);
+    let r = impersonate(&api, Auth::Bearer(&alice_token), &bob, AS).await;
+    assert_eq!(
+        (r.status, r.result_subcode()),
+        (400, 6),
+        "an admin may not: {}",
+        r.json
+    );
+}
+
+#[tokio::test]
 async fn stand_in_create_user_needs_a_unique_email_a_company_role_and_a_privileged_caller() {
     let api = ClearmlApi::start();
     let new_user = |email: &str, role: Option<&str>| {
@@ -1264,6 +1285,33 @@ async fn cookie_domain_like_the_helm_charts_is_set_on_the_clearml_cookie() {
             .any(|c| set_cookie_attributes(c).contains(&("domain".into(), "127.0.0.1".into()))),
         "the logout clears the domain cookie: {cleared:?}"
     );
+}
+
+#[tokio::test]
+async fn the_proxy_impersonates_with_its_system_key_only() {
+    // The stand-in lets only `system` callers impersonate (issue 5's letter).
+    let api = ClearmlApi::start_with(ApiOptions {
+        system_only_impersonation: true,
+        ..ApiOptions::default()
+    });
+    let br = Bridge::start_with(api, StackOptions::bad(), |_, _| {}).await;
+    br.api.cap_expiration(Some(600));
+    let b = br.browser_bad().await;
+    br.api.cap_expiration(None);
+    let page = b.api_get(&br.url("/app/experiments")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let logins = br.api.impersonated_logins();
+    assert_eq!(logins.len(), 2, "login and re-issue: {logins:#?}");
+    for call in br.api.calls() {
+        if call.impersonate_as.is_some() || call.act_as.is_some() {
+            assert!(call.ok(), "{call:#?}");
+            assert_eq!(call.auth, AuthKind::Basic, "{call:#?}");
+            assert_eq!(call.caller.as_deref(), Some(SYSTEM_USER_ID), "{call:#?}");
+        }
+    }
+    let token = br.clearml_cookie(&b).unwrap();
+    let dave = br.clearml_user("dave@example.com");
+    assert_eq!(br.api.verify_token(&token).unwrap().identity.user, dave.id);
 }
 
 #[tokio::test]
