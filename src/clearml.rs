@@ -31,8 +31,10 @@ pub enum ClearmlError {
         code: i64,
         message: String,
     },
-    #[error("the ClearML API server sent an answer to {0} that is not a ClearML envelope")]
-    Malformed(&'static str),
+    #[error(
+        "the ClearML API server sent an answer to {endpoint} (HTTP {status}) that is not a ClearML envelope"
+    )]
+    Malformed { endpoint: &'static str, status: u16 },
 }
 
 pub struct Bridge {
@@ -67,7 +69,7 @@ impl Bridge {
     fn basic(&self) -> String {
         let raw = format!(
             "{}:{}",
-            self.config.api_key,
+            self.config.api_key.expose(),
             self.config.api_secret.expose()
         );
         format!(
@@ -83,11 +85,22 @@ impl Bridge {
         body: Value,
         impersonate: Option<&str>,
     ) -> Result<Value, ClearmlError> {
+        self.send(endpoint, body, self.basic(), impersonate).await
+    }
+
+    /// POST one API call with `authorization`; `data` of the envelope on success.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        body: Value,
+        authorization: String,
+        impersonate: Option<&str>,
+    ) -> Result<Value, ClearmlError> {
         let url = self.url(endpoint);
         let mut req = self
             .http
             .post(&url)
-            .header("authorization", self.basic())
+            .header("authorization", authorization)
             .json(&body);
         if let Some(user) = impersonate {
             req = req.header("x-clearml-impersonate-as", user);
@@ -97,13 +110,9 @@ impl Bridge {
             reason: crate::providers::describe_http_error(&e),
         })?;
         let status = resp.status().as_u16();
-        let envelope: Value = resp
-            .json()
-            .await
-            .map_err(|_| ClearmlError::Malformed(endpoint))?;
-        let meta = envelope
-            .get("meta")
-            .ok_or(ClearmlError::Malformed(endpoint))?;
+        let malformed = ClearmlError::Malformed { endpoint, status };
+        let envelope: Value = resp.json().await.map_err(|_| malformed.clone())?;
+        let meta = envelope.get("meta").ok_or(malformed)?;
         let code = meta
             .get("result_code")
             .and_then(Value::as_i64)
@@ -130,7 +139,10 @@ impl Bridge {
         let token = data
             .get("token")
             .and_then(Value::as_str)
-            .ok_or(ClearmlError::Malformed("auth.login"))?;
+            .ok_or(ClearmlError::Malformed {
+                endpoint: "auth.login",
+                status: 200,
+            })?;
         if let Some(company) = token_claim(token, &["identity", "company"]) {
             self.company.store(Some(std::sync::Arc::new(company)));
         }
@@ -160,12 +172,20 @@ impl Bridge {
     /// Create or update the ClearML user for this login; returns their id and role. The caller
     /// stores the mapping before asking for a token, so a later failure never leaves a created
     /// user without its mapping (ClearML has no lookup by email to recover it).
+    ///
+    /// Until the start-up check has succeeded the company from our own token is unknown, so the
+    /// check runs here first: a login never creates the user in the wrong company, and fails
+    /// with the API server's error when the check does.
     pub async fn ensure_user(
         &self,
         identity: &Identity,
         default_company: Option<&str>,
         known: Option<&UserRecord>,
     ) -> Result<(String, &'static str), ClearmlError> {
+        if !self.is_ready() {
+            tracing::debug!("ClearML bridge not checked yet; checking before provisioning");
+            self.check().await?;
+        }
         let role = self.role_for(identity);
         let user_id = match known.and_then(|r| r.clearml_id.clone()) {
             Some(id) => {
@@ -211,7 +231,10 @@ impl Bridge {
         let id = data
             .get("id")
             .and_then(Value::as_str)
-            .ok_or(ClearmlError::Malformed("auth.create_user"))?;
+            .ok_or(ClearmlError::Malformed {
+                endpoint: "auth.create_user",
+                status: 200,
+            })?;
         tracing::info!(clearml_user = %id, role, "ClearML user created");
         Ok(id.to_owned())
     }
@@ -223,7 +246,17 @@ impl Bridge {
         data.get("token")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or(ClearmlError::Malformed("auth.login"))
+            .ok_or(ClearmlError::Malformed {
+                endpoint: "auth.login",
+                status: 200,
+            })
+    }
+
+    /// Revoke a user's ClearML token: `auth.logout` called with that token.
+    pub async fn revoke(&self, token: &str) -> Result<(), ClearmlError> {
+        let bearer = format!("Bearer {token}");
+        self.send("auth.logout", json!({}), bearer, None).await?;
+        Ok(())
     }
 
     /// True when the token is missing its `exp`, or less than a tenth of the lifetime is left.
@@ -235,21 +268,35 @@ impl Bridge {
         }
     }
 
-    /// The ClearML session cookie, with the attributes the API server uses (Secure on https).
+    /// The ClearML session cookie, with the attributes the API server uses (`HttpOnly`,
+    /// `SameSite=Lax`, `Path=/`, `Domain` from `cookie_domain`) and `Secure` on https. Unlike the
+    /// server's (`Max-Age=99999999999`) it lasts as long as its token (docs/deviations.md).
     pub fn cookie(&self, token: &str, secure: bool, max_age: u64) -> String {
-        let secure = if secure { "; Secure" } else { "" };
         format!(
-            "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-            self.config.cookie_name
+            "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+            self.config.cookie_name,
+            self.cookie_tail(secure)
         )
     }
 
     pub fn clear_cookie(&self, secure: bool) -> String {
-        let secure = if secure { "; Secure" } else { "" };
         format!(
-            "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{secure}",
-            self.config.cookie_name
+            "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{}",
+            self.config.cookie_name,
+            self.cookie_tail(secure)
         )
+    }
+
+    /// `; Domain=…` when configured, `; Secure` on https.
+    fn cookie_tail(&self, secure: bool) -> String {
+        let domain = self
+            .config
+            .cookie_domain
+            .as_deref()
+            .map(|d| format!("; Domain={d}"))
+            .unwrap_or_default();
+        let secure = if secure { "; Secure" } else { "" };
+        format!("{domain}{secure}")
     }
 }
 
@@ -286,8 +333,10 @@ pub fn unauthorized_envelope(endpoint: &str, request_id: &str) -> Value {
     })
 }
 
-/// The API action of a path (`/api/v2.31/login.logout` → `login.logout`).
+/// The API action of a path (`/api/v2.31/login.logout` → `login.logout`); one trailing `/` is
+/// allowed, as ClearML's own path rule allows it.
 pub fn action(path: &str) -> &str {
+    let path = path.strip_suffix('/').unwrap_or(path);
     path.rsplit('/').next().unwrap_or_default()
 }
 
@@ -316,5 +365,7 @@ mod tests {
     fn action_is_the_last_segment() {
         assert_eq!(action("/api/v2.31/login.logout"), "login.logout");
         assert_eq!(action("/login.supported_modes"), "login.supported_modes");
+        assert_eq!(action("/api/v2.31/login.logout/"), "login.logout");
+        assert_eq!(action("/api/v2.31/login.logout//"), "");
     }
 }

@@ -51,9 +51,12 @@ impl<T> std::fmt::Debug for Secret<T> {
 #[derive(Debug, Clone)]
 pub struct ClearmlConfig {
     pub api_url: Url,
-    pub api_key: String,
+    /// Access key of the system credential: kept out of `Debug` like the secret.
+    pub api_key: Secret<String>,
     pub api_secret: Secret<String>,
     pub cookie_name: String,
+    /// `Domain` of the ClearML cookie (the Helm chart's `cookieDomain`); `None`: host-only.
+    pub cookie_domain: Option<String>,
     pub token_lifetime: Duration,
     /// ClearML company for created users; `None`: read from the proxy's own token.
     pub company: Option<String>,
@@ -421,6 +424,11 @@ pub fn render_redacted(config: &Config) -> String {
         put(&mut clearml, "api_key", REDACTED);
         put(&mut clearml, "api_secret", REDACTED);
         put(&mut clearml, "cookie_name", c.cookie_name.as_str());
+        put(
+            &mut clearml,
+            "cookie_domain",
+            c.cookie_domain.clone().map_or(Value::Null, Value::from),
+        );
         put(
             &mut clearml,
             "token_lifetime",

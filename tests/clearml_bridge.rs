@@ -571,6 +571,27 @@ async fn stand_in_impersonation_is_for_system_and_admin_callers_and_uses_the_use
 }
 
 #[tokio::test]
+async fn stand_in_can_allow_impersonation_to_the_system_key_only() {
+    let api = ClearmlApi::start_with(ApiOptions {
+        system_only_impersonation: true,
+        ..ApiOptions::default()
+    });
+    let alice = api.add_user("Alice", "alice@example.com", "admin", None);
+    let bob = api.add_user("Bob", "bob@example.com", "user", None);
+    const AS: &str = "X-Clearml-Impersonate-As";
+    let r = impersonate(&api, sys(&api), &bob, AS).await;
+    assert_eq!(r.status, 200, "the system key may: {}", r.json);
+    let alice_token = api.mint_token(&alice, None);
+    let r = impersonate(&api, Auth::Bearer(&alice_token), &bob, AS).await;
+    assert_eq!(
+        (r.status, r.result_subcode()),
+        (400, 6),
+        "an admin may not: {}",
+        r.json
+    );
+}
+
+#[tokio::test]
 async fn stand_in_create_user_needs_a_unique_email_a_company_role_and_a_privileged_caller() {
     let api = ClearmlApi::start();
     let new_user = |email: &str, role: Option<&str>| {
@@ -1041,6 +1062,12 @@ async fn wrong_system_credential_keeps_the_proxy_unready_and_logins_name_the_api
     }
     let result = br.login_bad(&b, None).await;
     assert_api_server_error(&result);
+    let body = lower(&result.response.body);
+    assert!(
+        body.contains("http 401") && body.contains("invalid credentials"),
+        "the error page names the refused credential: {}",
+        result.response.body
+    );
     br.assert_no_session(&b).await;
     assert!(br.clearml_cookie(&b).is_none());
     assert!(br.api.people().is_empty(), "no ClearML user created");
@@ -1146,6 +1173,12 @@ async fn clearml_cookie_has_the_servers_attributes_and_is_set_with_the_session()
         !has("domain"),
         "host-only, like the server's default: {set}"
     );
+    // It lasts as long as its token (token_lifetime), not the server's 99999999999 s.
+    assert_eq!(
+        value_of("max-age"),
+        Some(DEFAULT_TOKEN_LIFETIME.to_string()),
+        "{set}"
+    );
     let token = set_cookie_value(&set, &br.api.cookie_name).unwrap();
     assert!(br.api.verify_token(token).is_ok());
     assert!(
@@ -1153,6 +1186,132 @@ async fn clearml_cookie_has_the_servers_attributes_and_is_set_with_the_session()
         "the proxy session is set by the same response: {:?}",
         page.set_cookie_names()
     );
+}
+
+/// Whether the `Set-Cookie` value carries attribute `name` (lower case).
+fn has_attribute(set_cookie: &str, name: &str) -> bool {
+    set_cookie_attributes(set_cookie)
+        .iter()
+        .any(|(a, _)| a == name)
+}
+
+#[tokio::test]
+async fn clearml_cookie_is_secure_on_https() {
+    let opts = StackOptions {
+        tls: true,
+        ..StackOptions::bad()
+    };
+    let br = Bridge::start(opts, |_, _| {}).await;
+    assert!(br.base().starts_with("https://"), "{}", br.base());
+    // 10-minute tokens: the next request re-issues one.
+    br.api.cap_expiration(Some(600));
+    let b = br.browser();
+    let result = br.login_bad(&b, None).await;
+    result.expect_success();
+    let set = br
+        .clearml_set_cookie(&result.response)
+        .expect("callback sets the ClearML cookie");
+    assert!(has_attribute(&set, "secure"), "login cookie: {set}");
+    assert!(has_attribute(&set, "httponly"), "login cookie: {set}");
+    br.api.cap_expiration(None);
+
+    let page = b.api_get(&br.url("/app/experiments")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let set = br
+        .clearml_set_cookie(&page)
+        .expect("the token near its end is re-issued");
+    assert!(
+        set_cookie_value(&set, &br.api.cookie_name).is_some_and(|v| !v.is_empty()),
+        "{set}"
+    );
+    assert!(has_attribute(&set, "secure"), "re-issued cookie: {set}");
+
+    let page = br
+        .webapp_call(
+            &b,
+            "/api/v2.31/login.logout",
+            json!({ "redirect_url": br.url("/login") }),
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The API server clears it too (its own attributes: no Secure); the proxy's clear is Secure.
+    let cleared: Vec<String> = page
+        .header_all("set-cookie")
+        .into_iter()
+        .filter(|c| set_cookie_value(c, &br.api.cookie_name) == Some(""))
+        .collect();
+    assert!(
+        cleared.iter().any(|c| has_attribute(c, "secure")),
+        "logout clears the ClearML cookie with Secure: {cleared:?}"
+    );
+    assert!(br.clearml_cookie(&b).is_none());
+}
+
+#[tokio::test]
+async fn cookie_domain_like_the_helm_charts_is_set_on_the_clearml_cookie() {
+    let br = Bridge::start(StackOptions::bad(), |c, _| {
+        // The Helm chart's clearml.cookieDomain; it must cover public_url's host (127.0.0.1).
+        c["clearml"]["cookie_domain"] = json!("127.0.0.1");
+    })
+    .await;
+    let b = Browser::new();
+    let result = br.login_bad(&b, None).await;
+    result.expect_success();
+    let set = br
+        .clearml_set_cookie(&result.response)
+        .expect("callback sets the ClearML cookie");
+    let attrs = set_cookie_attributes(&set);
+    assert!(
+        attrs.contains(&("domain".into(), "127.0.0.1".into())),
+        "Domain from clearml.cookie_domain: {set}"
+    );
+    assert!(
+        attrs.contains(&("max-age".into(), DEFAULT_TOKEN_LIFETIME.to_string())),
+        "{set}"
+    );
+
+    let page = br
+        .webapp_call(&b, "/api/v2.31/login.logout", json!({}))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cleared: Vec<String> = page
+        .header_all("set-cookie")
+        .into_iter()
+        .filter(|c| set_cookie_value(c, &br.api.cookie_name) == Some(""))
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| set_cookie_attributes(c).contains(&("domain".into(), "127.0.0.1".into()))),
+        "the logout clears the domain cookie: {cleared:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_proxy_impersonates_with_its_system_key_only() {
+    // The stand-in lets only `system` callers impersonate (issue 5's letter).
+    let api = ClearmlApi::start_with(ApiOptions {
+        system_only_impersonation: true,
+        ..ApiOptions::default()
+    });
+    let br = Bridge::start_with(api, StackOptions::bad(), |_, _| {}).await;
+    br.api.cap_expiration(Some(600));
+    let b = br.browser_bad().await;
+    br.api.cap_expiration(None);
+    let page = b.api_get(&br.url("/app/experiments")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let logins = br.api.impersonated_logins();
+    assert_eq!(logins.len(), 2, "login and re-issue: {logins:#?}");
+    for call in br.api.calls() {
+        if call.impersonate_as.is_some() || call.act_as.is_some() {
+            assert!(call.ok(), "{call:#?}");
+            assert_eq!(call.auth, AuthKind::Basic, "{call:#?}");
+            assert_eq!(call.caller.as_deref(), Some(SYSTEM_USER_ID), "{call:#?}");
+        }
+    }
+    let token = br.clearml_cookie(&b).unwrap();
+    let dave = br.clearml_user("dave@example.com");
+    assert_eq!(br.api.verify_token(&token).unwrap().identity.user, dave.id);
 }
 
 #[tokio::test]
@@ -1262,6 +1421,46 @@ async fn guest_groups_give_role_guest_but_admins_stay_admins() {
 }
 
 #[tokio::test]
+async fn refused_signup_creates_no_clearml_user_and_sets_no_clearml_cookie() {
+    let br = Bridge::start(StackOptions::bad(), |c, _| {
+        c["providers"][BAD]["create_new_users"] = json!(false);
+        c["directory"] = json!({ "known_users": ["erin@example.com"] });
+    })
+    .await;
+    br.bad().set_user(person("mallory", &["admins"]));
+    let b = Browser::new();
+    let result = br.login_bad(&b, None).await;
+    assert!(!result.succeeded(), "trail:\n  {}", result.trail_text());
+    assert_eq!(result.status(), 403, "{}", result.response.body);
+    assert!(
+        lower(&result.response.body).contains("new users cannot sign up"),
+        "{}",
+        result.response.body
+    );
+    br.assert_no_session(&b).await;
+    assert!(br.clearml_cookie(&b).is_none(), "no ClearML cookie");
+    assert!(br.clearml_set_cookie(&result.response).is_none());
+    assert_eq!(
+        br.api.count("auth.create_user"),
+        0,
+        "no ClearML user created"
+    );
+    assert!(br.api.people().is_empty(), "{:?}", br.api.people());
+    assert!(
+        br.api.impersonated_logins().is_empty(),
+        "no token asked for"
+    );
+    assert_eq!(br.api.count("auth.edit_user"), 0);
+
+    // A known user (directory.known_users) still gets in, and becomes a ClearML user.
+    let b = br.browser_for(person("erin", &[])).await;
+    let erin = br.clearml_user("erin@example.com");
+    let token = br.clearml_cookie(&b).expect("ClearML cookie for erin");
+    assert_eq!(br.api.verify_token(&token).unwrap().identity.user, erin.id);
+    assert_eq!(br.api.count("auth.create_user"), 1);
+}
+
+#[tokio::test]
 async fn users_are_created_in_the_company_of_the_proxys_own_credential() {
     let api = ClearmlApi::start_with(ApiOptions {
         system_company: OTHER_COMPANY.into(),
@@ -1278,6 +1477,62 @@ async fn users_are_created_in_the_company_of_the_proxys_own_credential() {
     assert_eq!(
         br.api.verify_token(&token).unwrap().identity.company,
         OTHER_COMPANY
+    );
+}
+
+#[tokio::test]
+async fn login_finishing_before_the_startup_check_succeeded_still_uses_the_credentials_company() {
+    // `/_sso/login` checks the bridge itself, but a login started elsewhere (another replica,
+    // or this proxy before a restart: the pending state is a sealed cookie) can reach the
+    // callback of a proxy whose start-up check has not succeeded yet.
+    let api = ClearmlApi::start_with(ApiOptions {
+        system_company: OTHER_COMPANY.into(),
+        ..ApiOptions::default()
+    });
+    let br = Bridge::start_with(api, StackOptions::bad(), |_, _| {}).await;
+    let b = Browser::new();
+    let driven = b
+        .drive(
+            &br.url(&format!("/_sso/login?provider={BAD}")),
+            "u",
+            "p",
+            |u| u.path().starts_with("/callback_"),
+        )
+        .await;
+    let callback = driven
+        .stopped_at
+        .unwrap_or_else(|| panic!("reached the callback: {:?}", driven.trail));
+
+    // A second proxy (same config and public_url) starts while the API server is down; its
+    // background check fails and backs off (250 ms, 500 ms, 1 s, 2 s, ...).
+    br.api.set_failure(Failure::Down);
+    let mut config = br.stack.config.clone();
+    config["listen"] = json!(format!("127.0.0.1:{}", free_port()));
+    let late = spawn_proxy_with(&serde_yaml::to_string(&config).unwrap(), false).await;
+    late.wait_for_log("ClearML bridge check failed", 4).await;
+    // The next background check is about 2 s away: the callback comes first.
+    br.api.set_failure(Failure::None);
+    let path = &callback[url::Position::BeforePath..];
+    let page = b.navigate(&late.url(path)).await;
+    assert!(
+        page.is_redirect(),
+        "login accepted: {} {}",
+        page.status,
+        page.body
+    );
+    let dave = br.clearml_user("dave@example.com");
+    assert_eq!(
+        dave.company, OTHER_COMPANY,
+        "the company of the proxy's credential, learnt before the user was created"
+    );
+    let set = br.clearml_set_cookie(&page).expect("ClearML cookie set");
+    let token = set_cookie_value(&set, &br.api.cookie_name).unwrap();
+    assert_eq!(br.api.verify_token(token).unwrap().identity.user, dave.id);
+    let ready = Browser::new().api_get(&late.url("/_sso/readyz")).await;
+    assert_eq!(
+        ready.status, 200,
+        "the check at the callback made the proxy ready: {}",
+        ready.body
     );
 }
 
@@ -1845,7 +2100,7 @@ async fn assert_logout_through(br: &Bridge, path: &str, body: Value) -> Value {
     assert_eq!(j["meta"]["result_code"], 200, "{path}: {j}");
 
     // Forwarded with the user's ClearML session, which the API server revoked.
-    let endpoint = path.rsplit('/').next().unwrap();
+    let endpoint = path.trim_end_matches('/').rsplit('/').next().unwrap();
     let call = br
         .api
         .calls_to(endpoint)
@@ -1897,6 +2152,93 @@ async fn auth_logout_also_ends_the_proxy_session() {
 }
 
 #[tokio::test]
+async fn web_app_logout_with_a_trailing_slash_is_intercepted() {
+    let br = Bridge::with_bad_op().await;
+    assert_logout_through(&br, "/api/v2.31/login.logout/", json!({})).await;
+}
+
+#[tokio::test]
+async fn web_app_logout_without_a_proxy_session_is_forwarded_and_clears_the_clearml_cookie() {
+    let br = Bridge::with_bad_op().await;
+    let b = br.browser_bad().await;
+    let token = br.clearml_cookie(&b).unwrap();
+    let session = br.api.verify_token(&token).unwrap().session_id;
+
+    // Only the ClearML cookie is left (the proxy session ended elsewhere).
+    let lingering = Browser::new();
+    let req = lingering
+        .client
+        .post(br.url("/api/v2.31/login.logout"))
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("origin", br.base())
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", format!("{}={token}", br.api.cookie_name))
+        .body("{}");
+    let page = lingering.send(req).await;
+    assert_eq!(page.status, 200, "forwarded: {}", page.body);
+    assert_eq!(page.json()["meta"]["result_code"], 200, "{}", page.body);
+    let call = br
+        .api
+        .calls_to("login.logout")
+        .pop()
+        .expect("forwarded to the API server");
+    assert_eq!(call.session_id.as_deref(), Some(session.as_str()));
+    assert!(br.api.revoked_sessions().contains(&session));
+    assert!(br.api.verify_token(&token).is_err());
+    let cleared: Vec<String> = page
+        .header_all("set-cookie")
+        .into_iter()
+        .filter(|c| set_cookie_value(c, &br.api.cookie_name) == Some(""))
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.contains("Expires=Thu, 01 Jan 1970") && c.contains("Path=/; Max-Age=0")),
+        "the proxy clears the ClearML cookie: {cleared:?}"
+    );
+
+    // Other API calls without a session still get the 401 envelope, not the API server.
+    let before = br.api.calls().len();
+    let req = lingering
+        .client
+        .post(br.url("/api/v2.31/users.get_current_user"))
+        .header("accept", "application/json")
+        .header("cookie", format!("{}={token}", br.api.cookie_name))
+        .body("{}");
+    let page = lingering.send(req).await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert_eq!(br.api.calls().len(), before);
+}
+
+#[tokio::test]
+async fn sso_logout_also_revokes_the_clearml_token() {
+    let br = Bridge::with_bad_op().await;
+    let b = br.browser_bad().await;
+    let token = br.clearml_cookie(&b).unwrap();
+    let session = br.api.verify_token(&token).unwrap().session_id;
+    let req = b
+        .client
+        .post(br.url("/_sso/logout"))
+        .header("origin", br.base());
+    let page = b.send(req).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let call = br
+        .api
+        .calls_to("auth.logout")
+        .pop()
+        .expect("the proxy called auth.logout");
+    assert!(!call.via_web, "called by the proxy itself");
+    assert_eq!(call.auth, AuthKind::Bearer, "with the user's token");
+    assert_eq!(call.session_id.as_deref(), Some(session.as_str()));
+    assert!(call.ok(), "{call:#?}");
+    assert!(br.api.revoked_sessions().contains(&session));
+    assert!(br.api.verify_token(&token).is_err());
+    br.assert_no_session(&b).await;
+    assert!(br.clearml_cookie(&b).is_none());
+}
+
+#[tokio::test]
 async fn logout_with_idp_logout_returns_the_end_session_url_as_redirect_url() {
     let br = Bridge::start(StackOptions::bad(), |c, _| {
         c["providers"][BAD]["idp_logout"] = json!(true);
@@ -1927,10 +2269,17 @@ async fn logout_with_idp_logout_returns_the_end_session_url_as_redirect_url() {
 // ---------------------------------------------------------------------------------------------
 // API server failures
 
-async fn assert_failed_login_leaves_nothing(br: &Bridge) {
+/// A login fails with an error page naming the API server and `cause` (lower case), and leaves
+/// no session and no ClearML cookie.
+async fn assert_failed_login_leaves_nothing(br: &Bridge, cause: &str) {
     let b = Browser::new();
     let result = br.login_bad(&b, None).await;
     assert_api_server_error(&result);
+    assert!(
+        lower(&result.response.body).contains(cause),
+        "the error page names the cause ({cause}): {}",
+        result.response.body
+    );
     br.assert_no_session(&b).await;
     assert!(br.clearml_cookie(&b).is_none(), "no ClearML cookie");
     assert!(
@@ -1959,7 +2308,7 @@ async fn assert_login_works_again(br: &Bridge) -> Browser {
 async fn api_server_down_during_login_gives_an_error_page_and_no_session() {
     let br = Bridge::with_bad_op().await;
     br.api.set_failure(Failure::Down);
-    assert_failed_login_leaves_nothing(&br).await;
+    assert_failed_login_leaves_nothing(&br, "could not be reached").await;
     br.api.set_failure(Failure::None);
     assert_login_works_again(&br).await;
 }
@@ -1968,7 +2317,7 @@ async fn api_server_down_during_login_gives_an_error_page_and_no_session() {
 async fn api_server_500_during_login_gives_an_error_page_and_no_session() {
     let br = Bridge::with_bad_op().await;
     br.api.set_failure(Failure::ServerError);
-    assert_failed_login_leaves_nothing(&br).await;
+    assert_failed_login_leaves_nothing(&br, "http 500").await;
     assert!(br.api.people().is_empty());
     br.api.set_failure(Failure::None);
     assert_login_works_again(&br).await;
@@ -1979,7 +2328,7 @@ async fn failure_after_the_user_was_created_does_not_lock_the_person_out() {
     let br = Bridge::with_bad_op().await;
     br.api
         .set_failure(Failure::ServerErrorOn("auth.login".into()));
-    assert_failed_login_leaves_nothing(&br).await;
+    assert_failed_login_leaves_nothing(&br, "http 500").await;
     assert_eq!(
         br.api.ok_count("auth.create_user"),
         1,
@@ -1997,4 +2346,14 @@ async fn failure_after_the_user_was_created_does_not_lock_the_person_out() {
     assert_eq!(br.api.people().len(), 1);
     let token = br.clearml_cookie(&b).unwrap();
     assert_eq!(br.api.verify_token(&token).unwrap().identity.user, dave.id);
+}
+
+#[tokio::test]
+async fn html_503_in_front_of_the_api_server_keeps_its_status_on_the_error_page() {
+    let br = Bridge::with_bad_op().await;
+    br.api.set_failure(Failure::Html(503));
+    assert_failed_login_leaves_nothing(&br, "http 503").await;
+    assert!(br.api.people().is_empty());
+    br.api.set_failure(Failure::None);
+    assert_login_works_again(&br).await;
 }

@@ -202,6 +202,50 @@ fn valid_config_prints_the_effective_config_without_secrets() {
 }
 
 #[test]
+fn check_config_loads_the_clearml_bridge_from_sso_proxy_variables_and_redacts_its_credential() {
+    let key_file = yaml_file("FILEKEY0123456789\n");
+    let file = yaml_file(&format!("{VALID}session: {{secret: {SECRET}}}\n"));
+    let api_secret = "clearml-secret-0123456789-abcdef";
+    let key_path = key_file.path().display().to_string();
+    let outcome = run(
+        Some(&file),
+        &[
+            ("SSO_PROXY__CLEARML__ENABLED", "true"),
+            ("SSO_PROXY__CLEARML__API_URL", "http://apiserver:8008"),
+            ("SSO_PROXY__CLEARML__API_KEY_FILE", &key_path),
+            ("SSO_PROXY__CLEARML__API_SECRET", api_secret),
+            ("SSO_PROXY__CLEARML__COOKIE_NAME", "clearml-token-k8s"),
+            ("SSO_PROXY__CLEARML__TOKEN_LIFETIME", "2h"),
+        ],
+    );
+    assert_eq!(outcome.code, Some(0), "stderr:\n{}", outcome.stderr);
+    for expected in [
+        "enabled: true",
+        "api_url: http://apiserver:8008/",
+        "api_key: <redacted>",
+        "api_secret: <redacted>",
+        "cookie_name: clearml-token-k8s",
+        "token_lifetime: 2h",
+    ] {
+        assert!(
+            outcome.stdout.contains(expected),
+            "missing `{expected}`:\n{}",
+            outcome.stdout
+        );
+    }
+    for secret in ["FILEKEY0123456789", api_secret] {
+        assert!(
+            !outcome.stdout.contains(secret),
+            "{secret} leaked to stdout"
+        );
+        assert!(
+            !outcome.stderr.contains(secret),
+            "{secret} leaked to stderr"
+        );
+    }
+}
+
+#[test]
 fn config_file_can_come_from_sso_proxy_config() {
     let file = yaml_file(&format!("{VALID}session: {{secret: {SECRET}}}\n"));
     let path = file.path().display().to_string();

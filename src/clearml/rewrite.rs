@@ -101,6 +101,10 @@ mod tests {
             Some(RewriteKind::SupportedModes)
         );
         assert_eq!(for_path("/v999.0/auth.logout"), Some(RewriteKind::Logout));
+        assert_eq!(
+            for_path("/api/v2.31/login.logout/"),
+            Some(RewriteKind::Logout)
+        );
         assert_eq!(for_path("/api/v2.31/tasks.get_all"), None);
     }
 }

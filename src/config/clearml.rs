@@ -16,6 +16,7 @@ pub(crate) const SCHEMA: &[(&str, Kind)] = &[
     ("api_secret", Str),
     ("api_secret_file", Str),
     ("cookie_name", Str),
+    ("cookie_domain", Str),
     ("token_lifetime", Str),
     ("company", Str),
     ("guest_groups", List),
@@ -32,13 +33,19 @@ pub(crate) struct RawClearml {
     pub api_secret: Option<String>,
     pub api_secret_file: Option<String>,
     pub cookie_name: Option<String>,
+    pub cookie_domain: Option<String>,
     pub token_lifetime: Option<String>,
     pub company: Option<String>,
     pub guest_groups: Option<Vec<String>>,
 }
 
 /// `None` when the bridge is off (its other keys are still checked for typos by the schema).
-pub(crate) fn convert(cx: &mut Ctx, raw: RawClearml) -> Option<ClearmlConfig> {
+/// `public_host` is the host of `public_url`, which `cookie_domain` must cover.
+pub(crate) fn convert(
+    cx: &mut Ctx,
+    raw: RawClearml,
+    public_host: Option<&str>,
+) -> Option<ClearmlConfig> {
     if !raw.enabled.unwrap_or(false) {
         return None;
     }
@@ -79,6 +86,7 @@ pub(crate) fn convert(cx: &mut Ctx, raw: RawClearml) -> Option<ClearmlConfig> {
             format!("`{cookie_name}` is not a valid cookie name"),
         );
     }
+    let cookie_domain = cookie_domain(cx, raw.cookie_domain, public_host);
     let lifetime = cx.duration(
         "clearml.token_lifetime",
         raw.token_lifetime.as_deref(),
@@ -89,9 +97,10 @@ pub(crate) fn convert(cx: &mut Ctx, raw: RawClearml) -> Option<ClearmlConfig> {
     }
     Some(ClearmlConfig {
         api_url: api_url?,
-        api_key: api_key?,
+        api_key: Secret::new(api_key?),
         api_secret: Secret::new(api_secret?),
         cookie_name,
+        cookie_domain,
         token_lifetime: lifetime,
         company: raw
             .company
@@ -99,4 +108,35 @@ pub(crate) fn convert(cx: &mut Ctx, raw: RawClearml) -> Option<ClearmlConfig> {
             .filter(|c| !c.is_empty()),
         guest_groups: raw.guest_groups.unwrap_or_default(),
     })
+}
+
+/// `clearml.cookie_domain` (the Helm chart's `clearml.cookieDomain`): a domain name, without a
+/// leading dot, that covers `public_url`'s host (browsers drop a cookie for any other domain).
+fn cookie_domain(cx: &mut Ctx, raw: Option<String>, public_host: Option<&str>) -> Option<String> {
+    let domain = raw
+        .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())?;
+    let labels_ok = domain.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !labels_ok {
+        cx.error(
+            "clearml.cookie_domain",
+            format!("`{domain}` is not a domain name"),
+        );
+        return None;
+    }
+    if let Some(host) = public_host.map(str::to_ascii_lowercase) {
+        if host != domain && !host.ends_with(&format!(".{domain}")) {
+            cx.error(
+                "clearml.cookie_domain",
+                format!("`{domain}` does not cover public_url's host `{host}`; browsers would drop the cookie"),
+            );
+            return None;
+        }
+    }
+    Some(domain)
 }

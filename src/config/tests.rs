@@ -485,6 +485,105 @@ fn render_redacted_hides_every_secret() {
     assert!(!format!("{c:?}").contains("client-secret-value"));
 }
 
+const CLEARML: &str = "clearml:\n  enabled: true\n  api_url: http://apiserver:8008\n  api_key: KEY\n  api_secret: SECRET\n";
+
+#[test]
+fn clearml_cookie_domain_must_cover_the_public_host() {
+    let c = ok(Some(&format!("{BASE}{CLEARML}")), &[]);
+    assert_eq!(
+        c.clearml.unwrap().cookie_domain,
+        None,
+        "host-only by default"
+    );
+    for (domain, want) in [
+        ("example.com", "example.com"),
+        (".Example.com", "example.com"),
+        ("app.example.com", "app.example.com"),
+    ] {
+        let yaml = format!("{BASE}{CLEARML}  cookie_domain: '{domain}'\n");
+        let c = ok(Some(&yaml), &[]);
+        assert_eq!(c.clearml.unwrap().cookie_domain.as_deref(), Some(want));
+    }
+    for (domain, needle) in [
+        ("other.com", "does not cover"),
+        ("pp.example.com", "does not cover"),
+        ("x.app.example.com", "does not cover"),
+        ("exa mple.com", "not a domain name"),
+        ("example..com", "not a domain name"),
+    ] {
+        let yaml = format!("{BASE}{CLEARML}  cookie_domain: '{domain}'\n");
+        let p = problems(Some(&yaml), &[]);
+        assert!(has(&p, "clearml.cookie_domain", needle), "{domain}: {p:#?}");
+    }
+}
+
+#[test]
+fn clearml_settings_load_from_sso_proxy_variables() {
+    let c = ok(
+        Some(BASE),
+        &[
+            ("SSO_PROXY__CLEARML__ENABLED", "true"),
+            ("SSO_PROXY__CLEARML__API_URL", "http://apiserver:8008"),
+            ("SSO_PROXY__CLEARML__API_KEY", "ENVKEY123"),
+            ("SSO_PROXY__CLEARML__API_SECRET", "env-secret-value"),
+            ("SSO_PROXY__CLEARML__COOKIE_NAME", "clearml-token-k8s"),
+            ("SSO_PROXY__CLEARML__COOKIE_DOMAIN", "example.com"),
+            ("SSO_PROXY__CLEARML__TOKEN_LIFETIME", "2h"),
+            ("SSO_PROXY__CLEARML__COMPANY", "c0ffee"),
+        ],
+    );
+    let cm = c.clearml.expect("bridge on");
+    assert_eq!(cm.api_url.as_str(), "http://apiserver:8008/");
+    assert_eq!(cm.api_key.expose(), "ENVKEY123");
+    assert_eq!(cm.api_secret.expose(), "env-secret-value");
+    assert_eq!(cm.cookie_name, "clearml-token-k8s");
+    assert_eq!(cm.cookie_domain.as_deref(), Some("example.com"));
+    assert_eq!(cm.token_lifetime, Duration::from_secs(7200));
+    assert_eq!(cm.company.as_deref(), Some("c0ffee"));
+    // The environment wins over the file.
+    let yaml = format!("{BASE}{CLEARML}");
+    let c = ok(Some(&yaml), &[("SSO_PROXY__CLEARML__API_KEY", "FROMENV")]);
+    assert_eq!(c.clearml.unwrap().api_key.expose(), "FROMENV");
+}
+
+#[test]
+fn clearml_credential_can_come_from_files() {
+    let mut key = tempfile::NamedTempFile::new().unwrap();
+    key.write_all(b"FILEKEY\n").unwrap();
+    let mut secret = tempfile::NamedTempFile::new().unwrap();
+    secret.write_all(b"file-secret-value\n").unwrap();
+    let yaml = format!(
+        "{BASE}clearml:\n  enabled: true\n  api_url: http://apiserver:8008\n  api_key_file: '{}'\n  api_secret_file: '{}'\n",
+        key.path().display(),
+        secret.path().display()
+    );
+    let cm = ok(Some(&yaml), &[]).clearml.unwrap();
+    assert_eq!(cm.api_key.expose(), "FILEKEY");
+    assert_eq!(cm.api_secret.expose(), "file-secret-value");
+    let missing = format!(
+        "{BASE}clearml:\n  enabled: true\n  api_url: http://apiserver:8008\n  api_key: K\n  api_secret_file: /nonexistent/clearml-secret\n"
+    );
+    let p = problems(Some(&missing), &[]);
+    assert!(
+        p.iter().any(|p| p.key.starts_with("clearml.api_secret")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn render_redacted_hides_the_clearml_credential() {
+    let yaml = format!("{BASE}clearml:\n  enabled: true\n  api_url: http://apiserver:8008\n  api_key: CLEARMLKEYVALUE\n  api_secret: clearml-secret-value\n");
+    let c = ok(Some(&yaml), &[]);
+    let text = render_redacted(&c);
+    for secret in ["CLEARMLKEYVALUE", "clearml-secret-value"] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+        assert!(!format!("{c:?}").contains(secret), "{secret} in Debug");
+    }
+    assert!(text.contains("api_url: http://apiserver:8008/"), "{text}");
+    assert!(text.contains("api_key: <redacted>"), "{text}");
+    assert!(text.contains("api_secret: <redacted>"), "{text}");
+}
+
 /// Every schema key must deserialize into the raw structs, and every raw field must be in the schema.
 #[test]
 fn schema_and_raw_structs_agree() {

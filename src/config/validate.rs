@@ -195,7 +195,8 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let directory = raw.directory.unwrap_or_default();
     let providers = provider::convert_all(cx, raw.providers.unwrap_or_default());
     let saml_providers = super::saml::convert_all(cx, raw.saml_providers, &providers);
-    let clearml = super::clearml::convert(cx, raw.clearml.unwrap_or_default());
+    let public_host = public_url.as_ref().and_then(|u| u.host_str());
+    let clearml = super::clearml::convert(cx, raw.clearml.unwrap_or_default(), public_host);
     Some(Config {
         listen,
         threads,

@@ -48,6 +48,9 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
             let mut cookies = app.sessions.destroy(req.cookies).await;
             if let Some(bridge) = &app.bridge {
                 cookies.push(bridge.clear_cookie(app.secure));
+                if session.is_some() {
+                    revoke_clearml_token(bridge, req).await;
+                }
             }
             if let Some(s) = &session {
                 revoke_tokens(app, s).await;
@@ -62,6 +65,21 @@ pub async fn handle(app: &App, req: &Request<'_>) -> Result<Response, Error> {
             Ok(Response::redirect(303, &location).with_cookies(cookies))
         }
         _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// Revoke the browser's ClearML token at the API server (`auth.logout` with that token), as the
+/// web app's own logout does; a failure only ends up in the log.
+async fn revoke_clearml_token(bridge: &crate::clearml::Bridge, req: &Request<'_>) {
+    let Some(token) = req.cookies.get(&bridge.config.cookie_name) else {
+        return;
+    };
+    if token.is_empty() {
+        return;
+    }
+    match bridge.revoke(token).await {
+        Ok(()) => tracing::debug!("ClearML token revoked"),
+        Err(e) => tracing::warn!(error = %e, "ClearML token not revoked at logout"),
     }
 }
 

@@ -39,8 +39,9 @@ pub fn strip_impersonation(req: &mut RequestHeader) {
 }
 
 /// Decide how the bridge treats a browser request to the API: `login.supported_modes` is
-/// always forwarded and rewritten; `login.logout`/`auth.logout` with a session is forwarded
-/// (the API server revokes its token), ends our session and gets the IdP's logout URL.
+/// always forwarded and rewritten; `login.logout`/`auth.logout` is always forwarded (the API
+/// server revokes the token of a lingering ClearML cookie too) and clears the ClearML cookie;
+/// with a session it also ends our session and gets the IdP's logout URL.
 pub async fn plan(
     app: &App,
     bridge: &Bridge,
@@ -57,13 +58,22 @@ pub async fn plan(
                 authenticated: loaded.is_some(),
             })
         }
+        // Without a session only the web app's API path (`/api/...`) is let through.
+        RewriteKind::Logout if loaded.is_none() && !path.starts_with("/api/") => None,
         RewriteKind::Logout => {
-            let loaded = loaded?;
-            let redirect_url = idp_logout_url(app, &loaded.session, "/");
-            set_cookies.extend(app.sessions.destroy(cookies).await);
-            set_cookies.push(bridge.clear_cookie(app.secure));
-            tracing::info!(user = %loaded.session.identity.user, "ClearML logout ends the session");
             *decision = Decision::Forward;
+            let redirect_url = match loaded {
+                Some(loaded) => {
+                    set_cookies.extend(app.sessions.destroy(cookies).await);
+                    tracing::info!(user = %loaded.session.identity.user, "ClearML logout ends the session");
+                    idp_logout_url(app, &loaded.session, "/")
+                }
+                None => {
+                    tracing::debug!("ClearML logout without a session: forwarded, cookie cleared");
+                    None
+                }
+            };
+            set_cookies.push(bridge.clear_cookie(app.secure));
             Some(Rewrite::Logout { redirect_url })
         }
     }

@@ -133,8 +133,18 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        Self::build(reqwest::Client::builder())
+    }
+
+    /// A browser that also trusts the CA certificate `pem` (an HTTPS test proxy).
+    pub fn trusting(pem: &str) -> Self {
+        let cert = reqwest::Certificate::from_pem(pem.as_bytes()).expect("PEM certificate");
+        Self::build(reqwest::Client::builder().add_root_certificate(cert))
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Self {
         let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
+        let client = builder
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

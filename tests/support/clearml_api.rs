@@ -25,7 +25,9 @@
 //! - Impersonation: `X-Clearml-Impersonate-As` / `X-Trains-Impersonate-As` run the call as that
 //!   user with the user's own role; `X-Clearml-Act-As` / `X-Trains-Act-As` keep the caller's
 //!   role. Allowed for `system`, `root` and `admin` callers only (others: 400/6, exactly as the
-//!   real server — not 403); non-root callers only reach users of their own company.
+//!   real server — not 403); non-root callers only reach users of their own company. Issue 5's
+//!   letter says "only the system key": `ApiOptions::system_only_impersonation` narrows it to
+//!   `system` callers, so a test can prove the proxy impersonates with its system key alone.
 //! - Tokens carry the server's claims: `auth_type`, `identity{user,company,role,user_name,
 //!   company_name}`, `iat`, `exp` (`expiration_sec`, default 30 days, at most one year; none for
 //!   a `system` user that asks for none), `session_id`, `env`, `api_version`, `server_version`,
@@ -107,6 +109,8 @@ pub struct ApiOptions {
     pub fixed_users: bool,
     /// `services.auth.fixed_users.guest.enabled` (only with `fixed_users`).
     pub guest: bool,
+    /// Only `system` callers may impersonate (the real server also lets `root` and `admin`).
+    pub system_only_impersonation: bool,
 }
 
 impl Default for ApiOptions {
@@ -116,6 +120,7 @@ impl Default for ApiOptions {
             system_company: DEFAULT_COMPANY.to_owned(),
             fixed_users: true,
             guest: true,
+            system_only_impersonation: false,
         }
     }
 }
@@ -248,6 +253,9 @@ pub enum Failure {
     /// The API server stops listening (connection refused); the webserver's `/api` route
     /// answers 502 like nginx.
     Down,
+    /// Something in front of the API server (a load balancer, an ingress) answers every call
+    /// with this status and an HTML page, not a ClearML envelope; nothing reaches the server.
+    Html(u16),
 }
 
 /// A verified token.
@@ -1245,7 +1253,12 @@ impl State {
                 return Outcome::err(500, 1, "Internal server error (validating impersonation)");
             };
             let caller = &a.identity;
-            if !SYSTEM_ROOT_ADMIN.contains(&caller.role.as_str()) {
+            let allowed = if self.opts.system_only_impersonation {
+                caller.role == "system"
+            } else {
+                SYSTEM_ROOT_ADMIN.contains(&caller.role.as_str())
+            };
+            if !allowed {
                 return Outcome::err(400, 6, "Impersonation error (impersonation not allowed)")
                     .with_error_data(json!({"role": caller.role}));
             }
@@ -1537,6 +1550,13 @@ impl State {
 fn handle_api(state: &mut State, req: &ApiRequest) -> Response<Body> {
     if req.method == "OPTIONS" {
         return http_server::response(200, "text/html", "");
+    }
+    if let Failure::Html(status) = state.failure {
+        return http_server::response(
+            status,
+            "text/html",
+            "<html><body><h1>Service Temporarily Unavailable</h1></body></html>",
+        );
     }
     let id = new_id();
     let trx = req

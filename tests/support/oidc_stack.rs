@@ -76,6 +76,7 @@ impl BadStack {
             session_secret,
             // No real OP here; a random value keeps `assert_no_secrets_in` meaningful.
             local_client_secret: random_string(32),
+            tls: None,
         }
     }
 
@@ -187,6 +188,7 @@ pub async fn real_stack(
         config,
         session_secret,
         local_client_secret,
+        tls: None,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct StackOptions {
     pub public_port: Option<u16>,
     /// Wait for `/_sso/readyz` (not only `/_sso/healthz`) before returning.
     pub wait_ready: bool,
+    /// Serve HTTPS (`tls:` with a test-time certificate for 127.0.0.1) with an https
+    /// `public_url`; browsers from [`Stack::browser`] trust the certificate.
+    pub tls: bool,
 }
 
 impl Default for StackOptions {
@@ -38,6 +41,7 @@ impl Default for StackOptions {
             store: "memory",
             public_port: None,
             wait_ready: true,
+            tls: false,
         }
     }
 }
@@ -78,6 +82,26 @@ pub struct Stack {
     pub config: Value,
     pub session_secret: String,
     pub local_client_secret: String,
+    /// With [`StackOptions::tls`]: the certificate's PEM, and the directory holding its files.
+    pub tls: Option<(String, tempfile::TempDir)>,
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost in a new temp dir: the proxy's `tls`
+/// block for it, its PEM, and the directory.
+fn test_certificate() -> (Value, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("test certificate");
+    let pem = cert.cert.pem();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, &pem).expect("write cert");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+    let block = json!({
+        "cert_file": cert_path.to_str().expect("utf-8 path"),
+        "key_file": key_path.to_str().expect("utf-8 path"),
+    });
+    (block, pem, dir)
 }
 
 /// The provider block for an OIDC connection (`protocol: oidc`, `provider: custom`).
@@ -108,7 +132,8 @@ impl Stack {
     pub async fn start(opts: StackOptions, tweak: impl FnOnce(&mut Value)) -> Self {
         let echo = EchoUpstream::start();
         let port = free_port();
-        let public_url = format!("http://127.0.0.1:{}", opts.public_port.unwrap_or(port));
+        let scheme = if opts.tls { "https" } else { "http" };
+        let public_url = format!("{scheme}://127.0.0.1:{}", opts.public_port.unwrap_or(port));
         let session_secret = random_string(48);
         let local_client_secret = random_string(32);
 
@@ -150,6 +175,11 @@ impl Stack {
             None
         };
 
+        let tls = opts.tls.then(|| {
+            let (block, pem, dir) = test_certificate();
+            config["tls"] = block;
+            (pem, dir)
+        });
         tweak(&mut config);
         let yaml = serde_yaml::to_string(&config).expect("config to YAML");
         let proxy = spawn_proxy_with(&yaml, opts.wait_ready).await;
@@ -161,6 +191,15 @@ impl Stack {
             config,
             session_secret,
             local_client_secret,
+            tls,
+        }
+    }
+
+    /// A new browser; with [`StackOptions::tls`] it trusts the proxy's certificate.
+    pub fn browser(&self) -> Browser {
+        match &self.tls {
+            Some((pem, _)) => Browser::trusting(pem),
+            None => Browser::new(),
         }
     }
 
