@@ -43,7 +43,14 @@ pub struct Bridge {
     /// Company from our own token (`identity.company`), learnt at the start-up check.
     company: ArcSwapOption<String>,
     ready: AtomicBool,
+    /// Token re-issues, shared for [`REISSUE_SHARED_FOR`] by every request that presents the
+    /// same ending cookie: the web app's parallel calls near the token's end make one
+    /// impersonation, not one each.
+    reissues: moka::future::Cache<[u8; 32], Option<String>>,
 }
+
+/// How long a re-issued token answers the requests that carried the same old cookie.
+const REISSUE_SHARED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Bridge {
     pub fn new(config: ClearmlConfig, http: reqwest::Client) -> Self {
@@ -52,6 +59,10 @@ impl Bridge {
             http,
             company: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
+            reissues: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(REISSUE_SHARED_FOR)
+                .build(),
         }
     }
 
@@ -150,11 +161,12 @@ impl Bridge {
         Ok(())
     }
 
-    /// `admin` for admins, `guest` for members of `guest_groups`, else `user`.
-    pub fn role_for(&self, identity: &Identity) -> &'static str {
+    /// `admin` for admins, `guest` for members of `guest_groups` (compared as the connection's
+    /// `groups.case_sensitive` says), else `user`.
+    pub fn role_for(&self, identity: &Identity, case_sensitive: bool) -> &'static str {
         if identity.admin {
             "admin"
-        } else if groups_intersect(&identity.groups, &self.config.guest_groups, true) {
+        } else if groups_intersect(&identity.groups, &self.config.guest_groups, case_sensitive) {
             "guest"
         } else {
             "user"
@@ -181,12 +193,13 @@ impl Bridge {
         identity: &Identity,
         default_company: Option<&str>,
         known: Option<&UserRecord>,
+        groups_case_sensitive: bool,
     ) -> Result<(String, &'static str), ClearmlError> {
         if !self.is_ready() {
             tracing::debug!("ClearML bridge not checked yet; checking before provisioning");
             self.check().await?;
         }
-        let role = self.role_for(identity);
+        let role = self.role_for(identity, groups_case_sensitive);
         let user_id = match known.and_then(|r| r.clearml_id.clone()) {
             Some(id) => {
                 if known.and_then(|r| r.clearml_role.as_deref()) != Some(role) {
@@ -250,6 +263,39 @@ impl Bridge {
                 endpoint: "auth.login",
                 status: 200,
             })
+    }
+
+    /// A new token for `user_id` in place of `current` (the browser's cookie, if any), single-flight:
+    /// requests of one browser session presenting the same cookie share one impersonation.
+    /// `session` tells browser sessions apart. `None` when the API server refused or failed
+    /// (logged); the result is shared, so a failing server is not asked again at once.
+    pub async fn reissue(
+        &self,
+        user_id: &str,
+        session: &str,
+        current: Option<&str>,
+    ) -> Option<String> {
+        use sha2::Digest as _;
+        let mut key = sha2::Sha256::new();
+        for part in [user_id, session, current.unwrap_or_default()] {
+            key.update(part.as_bytes());
+            key.update([0]);
+        }
+        let key: [u8; 32] = key.finalize().into();
+        self.reissues
+            .get_with(key, async {
+                match self.token_for(user_id).await {
+                    Ok(token) => {
+                        tracing::debug!(clearml_user = %user_id, "ClearML token re-issued");
+                        Some(token)
+                    }
+                    Err(e) => {
+                        tracing::warn!(clearml_user = %user_id, error = %e, "ClearML token re-issue failed");
+                        None
+                    }
+                }
+            })
+            .await
     }
 
     /// Revoke a user's ClearML token: `auth.logout` called with that token.
@@ -359,6 +405,44 @@ mod tests {
             Some("c1")
         );
         assert_eq!(token_claim("garbage", &["exp"]), None);
+    }
+
+    #[test]
+    fn guest_groups_follow_the_connections_case_rule() {
+        let env = [
+            ("SSO_PROXY__UPSTREAM", "http://127.0.0.1:1"),
+            ("SSO_PROXY__PUBLIC_URL", "http://127.0.0.1:2"),
+            (
+                "SSO_PROXY__SESSION__SECRET",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            ("SSO_PROXY__CLEARML__ENABLED", "true"),
+            ("SSO_PROXY__CLEARML__API_URL", "http://127.0.0.1:3"),
+            ("SSO_PROXY__CLEARML__API_KEY", "k"),
+            ("SSO_PROXY__CLEARML__API_SECRET", "s"),
+            ("SSO_PROXY__CLEARML__GUEST_GROUPS", "Viewers"),
+        ];
+        let sources = crate::config::Sources {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        let config = crate::config::load(&sources);
+        let clearml = config.ok().and_then(|c| c.clearml).expect("bridge config");
+        let bridge = Bridge::new(clearml, reqwest::Client::new());
+        let viewer = Identity {
+            groups: vec!["viewers".into()],
+            ..Identity::default()
+        };
+        assert_eq!(bridge.role_for(&viewer, true), "user");
+        assert_eq!(bridge.role_for(&viewer, false), "guest");
+        let admin = Identity {
+            admin: true,
+            ..viewer
+        };
+        assert_eq!(bridge.role_for(&admin, false), "admin");
     }
 
     #[test]

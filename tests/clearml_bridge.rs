@@ -1932,6 +1932,43 @@ async fn fresh_clearml_token_is_kept_and_reaches_the_upstream_without_the_proxy_
 }
 
 #[tokio::test]
+async fn parallel_requests_near_expiry_share_one_reissue() {
+    let br = Bridge::with_bad_op().await;
+    br.api.cap_expiration(Some(600));
+    let b = br.browser_bad().await;
+    let old = br.clearml_cookie(&b).unwrap();
+    br.api.cap_expiration(None);
+    let before = br.api.impersonated_logins().len();
+    // The web app's parallel calls, all still carrying the ending cookie.
+    let pages = futures_util::future::join_all((0..6).map(|i| {
+        let b = &b;
+        let url = br.url(&format!("/app/parallel/{i}"));
+        async move { b.api_get(&url).await }
+    }))
+    .await;
+    let mut tokens = Vec::new();
+    for page in &pages {
+        assert_eq!(page.status, 200, "{}", page.body);
+        let set = br
+            .clearml_set_cookie(page)
+            .expect("each response sets the cookie");
+        tokens.push(
+            set_cookie_value(&set, &br.api.cookie_name)
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        br.api.impersonated_logins().len(),
+        before + 1,
+        "one impersonation for the parallel requests"
+    );
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "they all got the same new token");
+    assert_ne!(tokens[0], old);
+}
+
+#[tokio::test]
 async fn clearml_token_near_expiry_is_reissued_on_the_next_browser_request() {
     let br = Bridge::with_bad_op().await;
     // The server issues 10-minute tokens: less than a tenth of the 12 h token_lifetime.

@@ -57,7 +57,12 @@ pub async fn finish(
             }
         }
         let (user_id, role) = bridge
-            .ensure_user(id, default_company, Some(&record))
+            .ensure_user(
+                id,
+                default_company,
+                Some(&record),
+                admission.groups.case_sensitive,
+            )
             .await?;
         record.clearml_id = Some(user_id.clone());
         record.clearml_role = Some(role.to_owned());

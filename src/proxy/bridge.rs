@@ -89,25 +89,13 @@ pub async fn reissue_if_due(
     set_cookies: &mut Vec<String>,
 ) -> Option<String> {
     let user = session.clearml_user.as_deref()?;
-    let due = cookies
-        .get(&bridge.config.cookie_name)
-        .is_none_or(|token| bridge.needs_reissue(token, app.now()));
+    let current = cookies.get(&bridge.config.cookie_name);
+    let due = current.is_none_or(|token| bridge.needs_reissue(token, app.now()));
     if !due {
         return None;
     }
-    match bridge.token_for(user).await {
-        Ok(token) => {
-            tracing::debug!(clearml_user = %user, "ClearML token re-issued");
-            set_cookies.push(bridge.cookie(
-                &token,
-                app.secure,
-                bridge.config.token_lifetime.as_secs(),
-            ));
-            Some(token)
-        }
-        Err(e) => {
-            tracing::warn!(clearml_user = %user, error = %e, "ClearML token re-issue failed");
-            None
-        }
-    }
+    let browser_session = session.created_ms.to_string();
+    let token = bridge.reissue(user, &browser_session, current).await?;
+    set_cookies.push(bridge.cookie(&token, app.secure, bridge.config.token_lifetime.as_secs()));
+    Some(token)
 }
