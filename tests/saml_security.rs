@@ -5,11 +5,12 @@
 
 use crate::support;
 
+use openssl::x509::X509;
 use serde_json::{json, Value};
 use support::browser::{Browser, Page};
 use support::saml_bad_idp::{
-    self as bad, build, encode, remove_first_signature, signed_assertion, Alg, BadIdp, KeyPair,
-    ResponseSpec,
+    self as bad, build, encode, remove_first_signature, signed_assertion, with_key_info, Alg,
+    BadIdp, KeyPair, ResponseSpec,
 };
 use support::saml_stack::{saml_provider, Begun, SamlStack};
 
@@ -126,20 +127,47 @@ async fn saml_rejects_a_tampered_signed_assertion() {
     assert_refused(&stack, &browser, &page, 403, "signature is not valid").await;
 }
 
+/// Re-signed with `attacker`'s key, with `key_info` in the signature's KeyInfo.
+async fn resigned_with_key_info(idp: &BadIdp, attacker: &KeyPair, key_info: &X509) {
+    let (stack, browser, page) = attempt(
+        idp,
+        |_| {},
+        |s, b| with_key_info(&build(&spec(s, b), &attacker.key), key_info),
+    )
+    .await;
+    assert_refused(&stack, &browser, &page, 403, "signature is not valid").await;
+}
+
 #[tokio::test]
 async fn saml_rejects_a_response_resigned_with_another_key_carrying_the_idp_certificate() {
     let idp = BadIdp::new();
     let attacker = KeyPair::generate("attacker");
-    let (stack, browser, page) = attempt(&idp, |_| {}, |s, b| {
-        let xml = build(&spec(s, b), &attacker.key);
-        let key_info = format!(
-            "<ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>",
-            idp.keys.cert_b64()
-        );
-        xml.replacen("</ds:Signature>", &key_info, 1)
-    })
-    .await;
-    assert_refused(&stack, &browser, &page, 403, "signature is not valid").await;
+    resigned_with_key_info(&idp, &attacker, &idp.keys.cert).await;
+}
+
+/// The attack KeyInfo trust would let through: a certificate with the IdP's subject, issuer,
+/// serial and validity but the attacker's key, matching the attacker's signature.
+#[tokio::test]
+async fn saml_rejects_a_response_resigned_with_a_cloned_idp_certificate_in_key_info() {
+    let idp = BadIdp::new();
+    let attacker = KeyPair::generate("attacker");
+    let cloned = attacker.clone_of(&idp.keys.cert);
+    assert_eq!(
+        cloned.subject_name().to_der().unwrap(),
+        idp.keys.cert.subject_name().to_der().unwrap()
+    );
+    assert_eq!(
+        cloned.serial_number().to_bn().unwrap(),
+        idp.keys.cert.serial_number().to_bn().unwrap()
+    );
+    resigned_with_key_info(&idp, &attacker, &cloned).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_a_response_resigned_with_the_attackers_own_certificate_in_key_info() {
+    let idp = BadIdp::new();
+    let attacker = KeyPair::generate("attacker");
+    resigned_with_key_info(&idp, &attacker, &attacker.cert).await;
 }
 
 #[tokio::test]

@@ -50,6 +50,22 @@ impl KeyPair {
         }
     }
 
+    /// A certificate that copies `genuine`'s subject, issuer, serial and validity but carries
+    /// this key pair's public key, self-signed with this key: what an attacker puts in KeyInfo
+    /// hoping the SP trusts a certificate that merely looks like the IdP's.
+    pub fn clone_of(&self, genuine: &X509) -> X509 {
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(genuine.serial_number()).unwrap();
+        b.set_subject_name(genuine.subject_name()).unwrap();
+        b.set_issuer_name(genuine.issuer_name()).unwrap();
+        b.set_pubkey(&self.key).unwrap();
+        b.set_not_before(genuine.not_before()).unwrap();
+        b.set_not_after(genuine.not_after()).unwrap();
+        b.sign(&self.key, MessageDigest::sha256()).unwrap();
+        b.build()
+    }
+
     /// The certificate as base64 DER (for metadata and KeyInfo).
     pub fn cert_b64(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.cert.to_der().unwrap())
@@ -298,6 +314,15 @@ pub fn build(spec: &ResponseSpec, key: &PKey<Private>) -> String {
     } else {
         xml
     }
+}
+
+/// `xml` with a `<ds:KeyInfo>` holding `cert` added to its first signature.
+pub fn with_key_info(xml: &str, cert: &X509) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.to_der().unwrap());
+    let key_info = format!(
+        "<ds:KeyInfo><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>"
+    );
+    xml.replacen("</ds:Signature>", &key_info, 1)
 }
 
 /// Base64 for the form post.
