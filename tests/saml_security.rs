@@ -505,6 +505,43 @@ async fn saml_rejects_in_response_to_of_another_browser() {
     assert_refused(&stack, &attacker, &page, 400, "no login in progress").await;
 }
 
+/// The real attack: the victim's signed assertion with only the unsigned
+/// `Response@InResponseTo` rewritten to the attacker's request id. The Response check passes;
+/// the signed SubjectConfirmationData's InResponseTo must refuse it.
+#[tokio::test]
+async fn saml_rejects_a_victims_assertion_with_only_the_unsigned_in_response_to_rewritten() {
+    let idp = BadIdp::new();
+    let stack = stack(&idp, |_| {}).await;
+    let victim = Browser::new();
+    let victim_login = stack.begin(&victim, ID).await;
+    let attacker = Browser::new();
+    let attacker_login = stack.begin(&attacker, ID).await;
+    let xml = build(&spec(&stack, &victim_login), &idp.keys.key);
+    let from = format!(r#" InResponseTo="{}""#, victim_login.request_id);
+    let to = format!(r#" InResponseTo="{}""#, attacker_login.request_id);
+    let response_end = xml.find("<saml:Assertion").unwrap();
+    assert!(xml[..response_end].contains(&from));
+    let rewritten = format!(
+        "{}{}",
+        xml[..response_end].replacen(&from, &to, 1),
+        &xml[response_end..]
+    );
+    let assertion_at = rewritten.find("<saml:Assertion").unwrap();
+    assert!(
+        rewritten[assertion_at..].contains(&from),
+        "the signed assertion still answers the victim"
+    );
+    let page = stack
+        .post_acs(
+            &attacker,
+            ID,
+            &encode(&rewritten),
+            Some(&attacker_login.relay_state),
+        )
+        .await;
+    assert_refused(&stack, &attacker, &page, 400, "InResponseTo").await;
+}
+
 #[tokio::test]
 async fn saml_rejects_a_replayed_response_in_the_same_browser() {
     let idp = BadIdp::new();
