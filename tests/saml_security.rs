@@ -388,13 +388,117 @@ async fn saml_rejects_an_expired_assertion() {
 }
 
 #[tokio::test]
+async fn saml_rejects_expired_conditions_alone() {
+    refused_with(
+        |s| s.not_on_or_after -= 3600,
+        400,
+        "assertion (Conditions NotOnOrAfter) has expired",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn saml_rejects_an_expired_subject_confirmation_alone() {
+    refused_with(
+        |s| s.scd_not_on_or_after = Some(s.issue_instant - 3600),
+        400,
+        "assertion (SubjectConfirmationData NotOnOrAfter) has expired",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn saml_rejects_a_subject_confirmation_not_valid_yet() {
+    refused_with(
+        |s| s.scd_not_before = Some(s.issue_instant + 3600),
+        400,
+        "assertion (SubjectConfirmationData NotBefore) is not valid yet",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn saml_rejects_an_old_issue_instant() {
     refused_with(|s| s.issue_instant -= 3600, 400, "has expired").await;
+}
+
+/// `xml` with the (unsigned) Response's IssueInstant set to `at`, the assertion's untouched.
+fn response_issue_instant(xml: &str, at: i64) -> String {
+    let open_end = xml.find('>').unwrap();
+    let head = &xml[..open_end];
+    let start = head.find(r#"IssueInstant=""#).unwrap() + r#"IssueInstant=""#.len();
+    let end = start + head[start..].find('"').unwrap();
+    let when = chrono::DateTime::from_timestamp(at, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!("{}{when}{}", &xml[..start], &xml[end..])
+}
+
+/// IssueInstant in the future beyond the skew is refused, for the Response and for the signed
+/// assertion each on its own (an IdP clock that far ahead is not trusted).
+#[tokio::test]
+async fn saml_rejects_an_issue_instant_in_the_future() {
+    let idp = BadIdp::new();
+    let (stack, browser, page) = attempt(
+        &idp,
+        |_| {},
+        |s, b| {
+            let mut spec = spec(s, b);
+            spec.issue_instant += 3600;
+            let xml = build(&spec, &idp.keys.key);
+            response_issue_instant(&xml, spec.issue_instant - 3600)
+        },
+    )
+    .await;
+    assert_refused(
+        &stack,
+        &browser,
+        &page,
+        400,
+        "the SAML assertion is not valid yet",
+    )
+    .await;
+    let (stack, browser, page) = attempt(
+        &idp,
+        |_| {},
+        |s, b| {
+            let spec = spec(s, b);
+            let xml = build(&spec, &idp.keys.key);
+            response_issue_instant(&xml, spec.issue_instant + 3600)
+        },
+    )
+    .await;
+    assert_refused(
+        &stack,
+        &browser,
+        &page,
+        400,
+        "the SAML response is not valid yet",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn saml_rejects_a_not_yet_valid_assertion() {
     refused_with(|s| s.not_before += 3600, 400, "not valid yet").await;
+}
+
+/// Expired two minutes ago: refused with the default 60 s skew, accepted with `clock_skew: 5m`.
+#[tokio::test]
+async fn saml_clock_skew_from_the_config_widens_the_validity_window() {
+    let idp = BadIdp::new();
+    let expired = |s: &SamlStack, b: &Begun| {
+        let mut spec = spec(s, b);
+        spec.not_on_or_after = spec.issue_instant - 120;
+        spec.scd_not_on_or_after = Some(spec.not_on_or_after);
+        build(&spec, &idp.keys.key)
+    };
+    let (stack, browser, page) = attempt(&idp, |_| {}, expired).await;
+    assert_refused(&stack, &browser, &page, 400, "has expired").await;
+    let skewed = |p: &mut Value| p["clock_skew"] = json!("5m");
+    let (stack, browser, page) = attempt(&idp, skewed, expired).await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    assert!(stack.has_session(&browser).await);
 }
 
 #[tokio::test]

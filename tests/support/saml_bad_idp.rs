@@ -141,6 +141,8 @@ pub struct ResponseSpec {
     pub not_on_or_after: i64,
     /// SubjectConfirmationData@NotOnOrAfter (`None`: absent).
     pub scd_not_on_or_after: Option<i64>,
+    /// SubjectConfirmationData@NotBefore (`None`: absent, as IdPs send it).
+    pub scd_not_before: Option<i64>,
     pub status: String,
     pub sign_assertion: bool,
     pub sign_response: bool,
@@ -183,6 +185,7 @@ impl ResponseSpec {
             not_before: t - 30,
             not_on_or_after: t + 300,
             scd_not_on_or_after: Some(t + 300),
+            scd_not_before: None,
             status: "urn:oasis:names:tc:SAML:2.0:status:Success".into(),
             sign_assertion: true,
             sign_response: false,
@@ -222,6 +225,10 @@ impl ResponseSpec {
             .scd_not_on_or_after
             .map(|t| format!(r#" NotOnOrAfter="{}""#, time(t)))
             .unwrap_or_default();
+        let scd_from = self
+            .scd_not_before
+            .map(|t| format!(r#" NotBefore="{}""#, time(t)))
+            .unwrap_or_default();
         let audience = self
             .audience
             .as_ref()
@@ -239,7 +246,7 @@ impl ResponseSpec {
             })
             .collect();
         format!(
-            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{aid}" Version="2.0" IssueInstant="{ii}"><saml:Issuer>{issuer}</saml:Issuer>{sig}<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">{nameid}</saml:NameID><saml:SubjectConfirmation Method="{BEARER}"><saml:SubjectConfirmationData{scd_until} Recipient="{recipient}"{irt}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{noa}">{audience}</saml:Conditions><saml:AuthnStatement AuthnInstant="{ii}" SessionIndex="_session{aid}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion>"#,
+            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{aid}" Version="2.0" IssueInstant="{ii}"><saml:Issuer>{issuer}</saml:Issuer>{sig}<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">{nameid}</saml:NameID><saml:SubjectConfirmation Method="{BEARER}"><saml:SubjectConfirmationData{scd_from}{scd_until} Recipient="{recipient}"{irt}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{noa}">{audience}</saml:Conditions><saml:AuthnStatement AuthnInstant="{ii}" SessionIndex="_session{aid}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion>"#,
             aid = self.assertion_id,
             ii = time(self.issue_instant),
             issuer = self.issuer,
