@@ -511,6 +511,46 @@ async fn saml_rejects_a_wrong_issuer() {
     .await;
 }
 
+/// Only the signed assertion names another issuer; the Response's Issuer is `response_issuer`
+/// (the right one, or absent when `None`).
+async fn assertion_issuer_alone_wrong(response_issuer: Option<&str>) {
+    let idp = BadIdp::new();
+    let (stack, browser, page) = attempt(
+        &idp,
+        |_| {},
+        |s, b| {
+            let mut spec = spec(s, b);
+            spec.issuer = "https://evil-idp.example.com".into();
+            let xml = build(&spec, &idp.keys.key);
+            let r = bad::element_range(&xml, "<saml:Issuer>", "</saml:Issuer>");
+            assert!(r.end < xml.find("<saml:Assertion").unwrap());
+            let replacement = response_issuer
+                .map(|i| format!("<saml:Issuer>{i}</saml:Issuer>"))
+                .unwrap_or_default();
+            format!("{}{replacement}{}", &xml[..r.start], &xml[r.end..])
+        },
+    )
+    .await;
+    assert_refused(
+        &stack,
+        &browser,
+        &page,
+        400,
+        "the SAML assertion was issued by \"https://evil-idp.example.com\"",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn saml_rejects_a_wrong_assertion_issuer_under_the_right_response_issuer() {
+    assertion_issuer_alone_wrong(Some(bad::ENTITY_ID)).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_a_wrong_assertion_issuer_without_a_response_issuer() {
+    assertion_issuer_alone_wrong(None).await;
+}
+
 #[tokio::test]
 async fn saml_rejects_missing_subject_confirmation_not_on_or_after() {
     refused_with(|s| s.scd_not_on_or_after = None, 400, "NotOnOrAfter").await;
