@@ -208,10 +208,59 @@ async fn saml_sp_metadata_lists_entity_acs_and_signing_certificate() {
         .and_then(|n| n.text())
         .expect("signing certificate");
     assert_eq!(cert.trim(), sp.cert_b64());
+    let descriptor = sp_descriptor(&doc);
+    assert_eq!(descriptor.attribute("AuthnRequestsSigned"), Some("true"));
+    assert_eq!(descriptor.attribute("WantAssertionsSigned"), Some("true"));
     let unknown = Browser::new()
         .api_get(&stack.url("/_sso/saml/nope/metadata"))
         .await;
     assert_eq!(unknown.status.as_u16(), 404);
+}
+
+fn sp_descriptor<'a, 'i>(doc: &'a roxmltree::Document<'i>) -> roxmltree::Node<'a, 'i> {
+    doc.descendants()
+        .find(|n| n.tag_name().name() == "SPSSODescriptor")
+        .expect("SPSSODescriptor")
+}
+
+/// With signing off, no certificate is published even when one is configured, and the
+/// metadata says requests are unsigned; the IdP has an SLO endpoint, so ours is listed (the
+/// LogoutResponse comes back to the callback URL); `require_signed_assertions: false` shows.
+#[tokio::test]
+async fn saml_sp_metadata_without_signing_has_no_key_and_lists_slo() {
+    let idp = BadIdp::new();
+    let sp = KeyPair::generate("sp");
+    let mut provider = saml_provider("Bad", &idp.metadata(true));
+    provider["sign_requests"] = json!(false);
+    provider["require_signed_assertions"] = json!(false);
+    provider["sp_private_key"] = json!(sp.key_pem());
+    provider["sp_certificate"] = json!(sp.cert_pem());
+    let stack = SamlStack::start(0, json!({ "bad": provider }), |_| {}).await;
+    let page = Browser::new()
+        .api_get(&stack.url("/_sso/saml/bad/metadata"))
+        .await;
+    assert_eq!(page.status.as_u16(), 200);
+    assert!(!page.body.contains(&sp.cert_b64()), "{}", page.body);
+    let doc = roxmltree::Document::parse(&page.body).expect("metadata XML");
+    for name in ["KeyDescriptor", "X509Certificate"] {
+        assert!(
+            !doc.descendants().any(|n| n.tag_name().name() == name),
+            "{name} published with signing off: {}",
+            page.body
+        );
+    }
+    let descriptor = sp_descriptor(&doc);
+    assert_eq!(descriptor.attribute("AuthnRequestsSigned"), Some("false"));
+    assert_eq!(descriptor.attribute("WantAssertionsSigned"), Some("false"));
+    let slo = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "SingleLogoutService")
+        .expect("SingleLogoutService");
+    assert_eq!(slo.attribute("Location"), Some(stack.acs("bad").as_str()));
+    assert_eq!(
+        slo.attribute("Binding"),
+        Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect")
+    );
 }
 
 #[tokio::test]
