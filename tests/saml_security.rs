@@ -273,35 +273,165 @@ fn xsw(
     }
 }
 
-#[tokio::test]
-async fn saml_rejects_signature_wrapping_xsw1_to_xsw8() {
+/// Posts XSW variant `variant` and checks it is refused, with no session, by the structural
+/// rule whose message contains `rule`.
+async fn xsw_refused(variant: u8, rule: &str) {
     let idp = BadIdp::new();
-    let stack = stack(&idp, |_| {}).await;
-    for variant in 1..=8u8 {
-        let browser = Browser::new();
-        let begun = stack.begin(&browser, ID).await;
-        let xml = xsw(variant, &stack, &begun, &idp.keys.key);
-        let page = stack
-            .post_acs(&browser, ID, &encode(&xml), Some(&begun.relay_state))
-            .await;
-        assert!(
-            matches!(page.status.as_u16(), 400 | 403),
-            "XSW{variant}: {} {}",
-            page.status,
-            page.body
-        );
-        assert!(
-            page.body.contains("exactly one assertion")
-                || page.body.contains("unexpected structure"),
-            "XSW{variant} not refused by the structural checks: {}",
-            page.body
-        );
-        assert!(
-            !stack.has_session(&browser).await,
-            "XSW{variant} made a session"
-        );
-    }
-    assert!(stack.echo.requests().is_empty());
+    let (stack, browser, page) =
+        attempt(&idp, |_| {}, |s, b| xsw(variant, s, b, &idp.keys.key)).await;
+    assert_refused(&stack, &browser, &page, 400, rule).await;
+}
+
+const MORE_THAN_ONE_RESPONSE: &str = "the document holds more than one Response";
+const TWO_ASSERTIONS: &str = "exactly one assertion, found 2";
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw1() {
+    xsw_refused(1, MORE_THAN_ONE_RESPONSE).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw2() {
+    xsw_refused(2, MORE_THAN_ONE_RESPONSE).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw3() {
+    xsw_refused(3, TWO_ASSERTIONS).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw4() {
+    xsw_refused(4, TWO_ASSERTIONS).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw5() {
+    xsw_refused(5, TWO_ASSERTIONS).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw6() {
+    xsw_refused(6, TWO_ASSERTIONS).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw7() {
+    xsw_refused(7, TWO_ASSERTIONS).await;
+}
+
+#[tokio::test]
+async fn saml_rejects_signature_wrapping_xsw8() {
+    xsw_refused(8, TWO_ASSERTIONS).await;
+}
+
+/// Wrapping shapes with a single assertion, so they get past the count rule: each is built
+/// from validly made signatures, and must be refused by the structural rule named in `rule`
+/// (400) with no session.
+async fn single_assertion_shape_refused(
+    make: impl FnOnce(&ResponseSpec, &openssl::pkey::PKey<openssl::pkey::Private>) -> String,
+    rule: &str,
+) {
+    let idp = BadIdp::new();
+    let (stack, browser, page) =
+        attempt(&idp, |_| {}, |s, b| make(&spec(s, b), &idp.keys.key)).await;
+    assert_refused(&stack, &browser, &page, 400, rule).await;
+}
+
+const SIGNATURE_OUTSIDE: &str = "a Signature sits outside the Response and the Assertion";
+
+/// The assertion's own signature, validly made, but nested in its Subject.
+#[tokio::test]
+async fn saml_rejects_a_signature_nested_in_the_subject() {
+    single_assertion_shape_refused(
+        |spec, key| {
+            let mut unsigned = spec.clone();
+            unsigned.sign_assertion = false;
+            let template = spec.signature_template(&spec.assertion_id);
+            let assertion = unsigned.assertion_xml().replacen(
+                "<saml:Subject>",
+                &format!("<saml:Subject>{template}"),
+                1,
+            );
+            spec.response_xml(&bad::sign_first(&assertion, key))
+        },
+        SIGNATURE_OUTSIDE,
+    )
+    .await;
+}
+
+/// A validly signed assertion, plus the Response's signature (valid too) in its Extensions.
+#[tokio::test]
+async fn saml_rejects_a_response_signature_nested_in_extensions() {
+    single_assertion_shape_refused(
+        |spec, key| {
+            let template = spec.signature_template(&spec.response_id);
+            let response = spec.response_xml(&signed_assertion(spec, key)).replacen(
+                "<samlp:Status>",
+                &format!("<samlp:Extensions>{template}</samlp:Extensions><samlp:Status>"),
+                1,
+            );
+            bad::sign_first(&response, key)
+        },
+        SIGNATURE_OUTSIDE,
+    )
+    .await;
+}
+
+/// A signature sitting in the Response whose Reference points at the Assertion (the only
+/// thing signed is the assertion, but the signature claims the Response's place).
+#[tokio::test]
+async fn saml_rejects_a_signature_whose_reference_points_at_another_element() {
+    single_assertion_shape_refused(
+        |spec, key| {
+            let mut unsigned = spec.clone();
+            unsigned.sign_assertion = false;
+            let template = spec.signature_template(&spec.assertion_id);
+            let response = unsigned.response_xml(&unsigned.assertion_xml()).replacen(
+                "<samlp:Status>",
+                &format!("{template}<samlp:Status>"),
+                1,
+            );
+            bad::sign_first(&response, key)
+        },
+        "a Signature's Reference does not point at the element that carries it",
+    )
+    .await;
+}
+
+/// The one validly signed assertion, not a direct child of the Response.
+#[tokio::test]
+async fn saml_rejects_an_assertion_that_is_not_a_direct_child_of_the_response() {
+    single_assertion_shape_refused(
+        |spec, key| {
+            spec.response_xml(&format!(
+                "<samlp:Extensions>{}</samlp:Extensions>",
+                signed_assertion(spec, key)
+            ))
+        },
+        "the Assertion is not a direct child of the Response",
+    )
+    .await;
+}
+
+/// The assertion's valid signature, twice on the same element.
+#[tokio::test]
+async fn saml_rejects_two_signatures_on_one_element() {
+    single_assertion_shape_refused(
+        |spec, key| {
+            let signed = signed_assertion(spec, key);
+            let r = bad::element_range(&signed, "<ds:Signature", "</ds:Signature>");
+            let doubled = format!(
+                "{}{}{}",
+                &signed[..r.end],
+                &signed[r.clone()],
+                &signed[r.end..]
+            );
+            spec.response_xml(&doubled)
+        },
+        "an element carries more than one Signature",
+    )
+    .await;
 }
 
 #[tokio::test]

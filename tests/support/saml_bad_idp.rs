@@ -193,7 +193,8 @@ impl ResponseSpec {
         }
     }
 
-    fn signature_template(&self, id: &str) -> String {
+    /// An unsigned `<ds:Signature>` template whose Reference points at `#id`.
+    pub fn signature_template(&self, id: &str) -> String {
         let (sig, digest) = match self.alg {
             Alg::Sha256 => (
                 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
