@@ -386,3 +386,63 @@ async fn saml_authn_request_is_signed_with_the_key_from_clearml_secure_variables
         assert!(!logs.contains(&line), "the private key was logged");
     }
 }
+
+/// URL metadata without a signing certificate is refused like inline metadata: the connection
+/// never becomes ready (however often it is refreshed) and logins do not reach the IdP; the same
+/// document with its certificate (the control) makes it ready.
+#[tokio::test]
+async fn saml_url_metadata_without_signing_certificate_never_becomes_ready() {
+    let idp = BadIdp::new();
+    let body = Arc::new(Mutex::new(Some(idp.metadata(false))));
+    let server = metadata_server(body.clone());
+    let mut provider = saml_provider("Corp", &format!("{}/metadata", server.url()));
+    provider["idp_metadata_refresh"] = json!("1s");
+    let echo = support::echo::EchoUpstream::start();
+    let port = support::util::free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let config = json!({
+        "listen": format!("127.0.0.1:{port}"),
+        "upstream": echo.url,
+        "public_url": public_url,
+        "session": { "secret": SECRET },
+        "providers": { "corp": provider },
+    });
+    let proxy =
+        support::proxy::spawn_proxy_with(&serde_yaml::to_string(&config).unwrap(), false).await;
+    let stack = SamlStack {
+        proxy,
+        echo,
+        config,
+        public_url,
+    };
+    let client = Browser::new();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let ready = client.api_get(&stack.url("/_sso/readyz")).await;
+        assert_eq!(ready.status.as_u16(), 503, "{}", ready.body);
+        assert!(ready.body.contains("corp"), "{}", ready.body);
+        assert!(!login_location(&stack)
+            .await
+            .starts_with(support::saml_bad_idp::SSO_URL));
+    }
+    assert!(
+        stack.proxy.logs().contains("no signing certificate"),
+        "{}",
+        stack.proxy.logs()
+    );
+    *body.lock().unwrap() = Some(idp.metadata(true));
+    wait_for("readiness", Duration::from_secs(20), || async {
+        (client
+            .api_get(&stack.url("/_sso/readyz"))
+            .await
+            .status
+            .as_u16()
+            == 200)
+            .then_some(())
+    })
+    .await;
+    assert!(login_location(&stack)
+        .await
+        .starts_with(support::saml_bad_idp::SSO_URL));
+    drop(server);
+}

@@ -7,7 +7,7 @@ use crate::support;
 
 use serde_json::json;
 use support::browser::Browser;
-use support::saml_bad_idp::{BadIdp, KeyPair};
+use support::saml_bad_idp::{self, BadIdp, KeyPair, ResponseSpec};
 use support::saml_idp::{self, SimpleSamlIdp, SpEntry};
 use support::saml_stack::{saml_provider, SamlStack};
 use support::util::free_port;
@@ -168,6 +168,65 @@ async fn saml_single_logout_ends_the_session_here_and_at_the_idp() {
         "{:?}",
         again.trail
     );
+}
+
+/// Logs `browser` in at connection `bad` of `stack` (a valid response from `idp`), then posts
+/// the logout form; returns the logout page.
+async fn login_then_logout(
+    stack: &SamlStack,
+    idp: &BadIdp,
+    browser: &Browser,
+) -> support::browser::Page {
+    let begun = stack.begin(browser, "bad").await;
+    let spec = ResponseSpec::valid(
+        Some(&begun.request_id),
+        &stack.entity_id("bad"),
+        &stack.acs("bad"),
+        "bob",
+    );
+    let encoded = saml_bad_idp::encode(&saml_bad_idp::build(&spec, &idp.keys.key));
+    let page = stack
+        .post_acs(browser, "bad", &encoded, Some(&begun.relay_state))
+        .await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    assert!(stack.has_session(browser).await);
+    browser
+        .send(
+            browser
+                .nav(reqwest::Method::POST, &stack.url("/_sso/logout"))
+                .header("origin", stack.public_url.clone())
+                .form(&[("rd", "/bye")]),
+        )
+        .await
+}
+
+/// Without an SLO endpoint in the IdP metadata, logout ends the session here and goes straight
+/// to `rd`; with one (the control), it goes on to the IdP.
+#[tokio::test]
+async fn saml_logout_without_an_idp_slo_endpoint_stays_local() {
+    let idp = BadIdp::new();
+    let with_slo = idp.metadata(true);
+    let slo = saml_bad_idp::element_range(&with_slo, "<md:SingleLogoutService", "/>");
+    let without_slo = format!("{}{}", &with_slo[..slo.start], &with_slo[slo.end..]);
+    assert!(!without_slo.contains("SingleLogoutService"));
+    let stack =
+        SamlStack::start(0, json!({ "bad": saml_provider("Bad", &with_slo) }), |_| {}).await;
+    let browser = Browser::new();
+    let page = login_then_logout(&stack, &idp, &browser).await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    let location = page.header("location").unwrap_or_default();
+    assert!(location.starts_with(saml_bad_idp::SLO_URL), "{location}");
+    let stack = SamlStack::start(
+        0,
+        json!({ "bad": saml_provider("Bad", &without_slo) }),
+        |_| {},
+    )
+    .await;
+    let browser = Browser::new();
+    let page = login_then_logout(&stack, &idp, &browser).await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    assert_eq!(page.header("location"), Some("/bye"));
+    assert!(!stack.has_session(&browser).await);
 }
 
 #[tokio::test]

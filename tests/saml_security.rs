@@ -816,27 +816,107 @@ async fn saml_rejects_a_victims_assertion_with_only_the_unsigned_in_response_to_
     assert_refused(&stack, &attacker, &page, 400, "InResponseTo").await;
 }
 
+/// A browser that logged in and out replays its own ACS POST: the RelayState's pending cookie
+/// is gone ("no login in progress"); re-sending the captured pending cookie too is refused by
+/// its single-use mark ("already used"). Neither creates a session.
 #[tokio::test]
-async fn saml_rejects_a_replayed_response_in_the_same_browser() {
+async fn saml_replayed_response_in_the_same_browser_is_refused_after_logout() {
     let idp = BadIdp::new();
     let stack = stack(&idp, |_| {}).await;
     let browser = Browser::new();
     let begun = stack.begin(&browser, ID).await;
+    let acs = stack.acs(ID);
+    let captured_cookies = browser.cookie_header(&acs).expect("the pending cookie");
     let encoded = encode(&build(&spec(&stack, &begun), &idp.keys.key));
     let first = stack
         .post_acs(&browser, ID, &encoded, Some(&begun.relay_state))
         .await;
     assert_eq!(first.status.as_u16(), 303, "{}", first.body);
-    let other = Browser::new();
-    let second = stack
-        .post_acs(&other, ID, &encoded, Some(&begun.relay_state))
+    assert!(stack.has_session(&browser).await);
+    let logout = browser
+        .send(
+            browser
+                .nav(reqwest::Method::POST, &stack.url("/_sso/logout"))
+                .header("origin", stack.public_url.clone()),
+        )
         .await;
-    assert_refused(&stack, &other, &second, 400, "login").await;
+    assert_eq!(logout.status.as_u16(), 303, "{}", logout.body);
+    assert!(!stack.has_session(&browser).await);
+    let again = stack
+        .post_acs(&browser, ID, &encoded, Some(&begun.relay_state))
+        .await;
+    assert_refused(
+        &stack,
+        &browser,
+        &again,
+        400,
+        "no login in progress for this state in this browser",
+    )
+    .await;
+    let form = [
+        ("SAMLResponse", encoded.as_str()),
+        ("RelayState", begun.relay_state.as_str()),
+    ];
+    let replayed = browser
+        .send(
+            browser
+                .nav(reqwest::Method::POST, &acs)
+                .header("origin", "null")
+                .header("cookie", captured_cookies)
+                .form(&form),
+        )
+        .await;
+    assert_refused(
+        &stack,
+        &browser,
+        &replayed,
+        400,
+        "this login response was already used",
+    )
+    .await;
 }
 
 fn unsolicited(stack: &SamlStack, idp: &BadIdp) -> String {
     let spec = ResponseSpec::valid(None, &stack.entity_id(ID), &stack.acs(ID), "bob");
     encode(&build(&spec, &idp.keys.key))
+}
+
+/// `RelayState` is only the opaque key of the pending cookie: 32 random bytes as 43 base64url
+/// characters, telling nothing of the post-login target.
+#[tokio::test]
+async fn saml_relay_state_is_an_opaque_key_without_the_target() {
+    let idp = BadIdp::new();
+    let stack = stack(&idp, |_| {}).await;
+    let browser = Browser::new();
+    let target = "/private/report-7731";
+    let page = browser
+        .navigate(&stack.url(&format!("/_sso/login?provider={ID}&rd={target}")))
+        .await;
+    assert_eq!(page.status.as_u16(), 302, "{}", page.body);
+    let location = page.location().expect("IdP redirect");
+    let relay_state = location
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .map(|(_, v)| v.into_owned())
+        .expect("RelayState");
+    assert_eq!(relay_state.len(), 43, "{relay_state}");
+    assert!(
+        relay_state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{relay_state}"
+    );
+    let request = location
+        .query_pairs()
+        .find(|(k, _)| k == "SAMLRequest")
+        .map(|(_, v)| sso_proxy::providers::saml::request::inflate(&v).unwrap())
+        .expect("SAMLRequest");
+    for text in [location.as_str(), request.as_str()] {
+        assert!(!text.contains("report-7731"), "the target leaks: {text}");
+    }
+    // Two logins: two unrelated keys.
+    let other = stack.begin(&browser, ID).await;
+    assert_ne!(other.relay_state, relay_state);
 }
 
 #[tokio::test]
