@@ -17,15 +17,22 @@ struct Setup {
     stack: SamlStack,
 }
 
-/// SimpleSAMLphp + the proxy with connection `ssp` (signed requests when `sign`).
+/// SimpleSAMLphp + the proxy with connection `ssp` (signed requests when `sign`; the IdP
+/// then requires them).
 async fn setup(sign: bool) -> Setup {
+    setup_with(sign, sign).await
+}
+
+/// SimpleSAMLphp (requiring signed AuthnRequests from our SP when `idp_requires_signing`) + the
+/// proxy with connection `ssp` (signing them when `proxy_signs`).
+async fn setup_with(idp_requires_signing: bool, proxy_signs: bool) -> Setup {
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let sp_keys = KeyPair::generate("sso-proxy-sp");
     let sp = SpEntry {
         entity_id: format!("{public}/_sso/saml/ssp/metadata"),
         acs: format!("{public}/callback_ssp"),
-        signing_cert_pem: sign.then(|| sp_keys.cert_pem()),
+        signing_cert_pem: idp_requires_signing.then(|| sp_keys.cert_pem()),
     };
     let idp = SimpleSamlIdp::start(&sp).await;
     let mut provider = saml_provider("SimpleSAMLphp", &idp.metadata_url);
@@ -34,7 +41,7 @@ async fn setup(sign: bool) -> Setup {
         "given_name": "givenName",
         "preferred_username": "uid",
     });
-    if sign {
+    if proxy_signs {
         provider["sign_requests"] = json!(true);
         provider["sp_private_key"] = json!(sp_keys.key_pem());
         provider["sp_certificate"] = json!(sp_keys.cert_pem());
@@ -77,6 +84,23 @@ async fn saml_login_through_simplesamlphp_reaches_the_upstream_with_identity_hea
     assert_eq!(info["admin"], json!(true));
     assert_eq!(info["provider"], json!("ssp"));
     assert_eq!(info["given_name"], json!("Alice"));
+}
+
+/// The control for the signed-request tests: the IdP that requires signed AuthnRequests from
+/// our SP refuses an unsigned one, so the login never gets a response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_idp_requiring_signed_requests_refuses_an_unsigned_one() {
+    let Setup { idp, stack } = setup_with(true, false).await;
+    let browser = Browser::new();
+    let login = saml_idp::login(&browser, &stack.url(""), "ssp", "alice", None).await;
+    assert!(login.saml_response.is_none(), "{:?}", login.trail);
+    assert!(!login.succeeded());
+    assert!(!stack.has_session(&browser).await);
+    let log = saml_idp::idp_log(&idp);
+    assert!(
+        log.contains("no signature found on message"),
+        "the IdP did not refuse for the signature: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
