@@ -7,7 +7,7 @@ use crate::support;
 
 use serde_json::json;
 use support::browser::Browser;
-use support::saml_bad_idp::{BadIdp, KeyPair};
+use support::saml_bad_idp::{self, BadIdp, KeyPair, ResponseSpec};
 use support::saml_idp::{self, SimpleSamlIdp, SpEntry};
 use support::saml_stack::{saml_provider, SamlStack};
 use support::util::free_port;
@@ -17,15 +17,22 @@ struct Setup {
     stack: SamlStack,
 }
 
-/// SimpleSAMLphp + the proxy with connection `ssp` (signed requests when `sign`).
+/// SimpleSAMLphp + the proxy with connection `ssp` (signed requests when `sign`; the IdP
+/// then requires them).
 async fn setup(sign: bool) -> Setup {
+    setup_with(sign, sign).await
+}
+
+/// SimpleSAMLphp (requiring signed AuthnRequests from our SP when `idp_requires_signing`) + the
+/// proxy with connection `ssp` (signing them when `proxy_signs`).
+async fn setup_with(idp_requires_signing: bool, proxy_signs: bool) -> Setup {
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let sp_keys = KeyPair::generate("sso-proxy-sp");
     let sp = SpEntry {
         entity_id: format!("{public}/_sso/saml/ssp/metadata"),
         acs: format!("{public}/callback_ssp"),
-        signing_cert_pem: sign.then(|| sp_keys.cert_pem()),
+        signing_cert_pem: idp_requires_signing.then(|| sp_keys.cert_pem()),
     };
     let idp = SimpleSamlIdp::start(&sp).await;
     let mut provider = saml_provider("SimpleSAMLphp", &idp.metadata_url);
@@ -34,7 +41,7 @@ async fn setup(sign: bool) -> Setup {
         "given_name": "givenName",
         "preferred_username": "uid",
     });
-    if sign {
+    if proxy_signs {
         provider["sign_requests"] = json!(true);
         provider["sp_private_key"] = json!(sp_keys.key_pem());
         provider["sp_certificate"] = json!(sp_keys.cert_pem());
@@ -77,6 +84,23 @@ async fn saml_login_through_simplesamlphp_reaches_the_upstream_with_identity_hea
     assert_eq!(info["admin"], json!(true));
     assert_eq!(info["provider"], json!("ssp"));
     assert_eq!(info["given_name"], json!("Alice"));
+}
+
+/// The control for the signed-request tests: the IdP that requires signed AuthnRequests from
+/// our SP refuses an unsigned one, so the login never gets a response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_idp_requiring_signed_requests_refuses_an_unsigned_one() {
+    let Setup { idp, stack } = setup_with(true, false).await;
+    let browser = Browser::new();
+    let login = saml_idp::login(&browser, &stack.url(""), "ssp", "alice", None).await;
+    assert!(login.saml_response.is_none(), "{:?}", login.trail);
+    assert!(!login.succeeded());
+    assert!(!stack.has_session(&browser).await);
+    let log = saml_idp::idp_log(&idp);
+    assert!(
+        log.contains("no signature found on message"),
+        "the IdP did not refuse for the signature: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,6 +194,65 @@ async fn saml_single_logout_ends_the_session_here_and_at_the_idp() {
     );
 }
 
+/// Logs `browser` in at connection `bad` of `stack` (a valid response from `idp`), then posts
+/// the logout form; returns the logout page.
+async fn login_then_logout(
+    stack: &SamlStack,
+    idp: &BadIdp,
+    browser: &Browser,
+) -> support::browser::Page {
+    let begun = stack.begin(browser, "bad").await;
+    let spec = ResponseSpec::valid(
+        Some(&begun.request_id),
+        &stack.entity_id("bad"),
+        &stack.acs("bad"),
+        "bob",
+    );
+    let encoded = saml_bad_idp::encode(&saml_bad_idp::build(&spec, &idp.keys.key));
+    let page = stack
+        .post_acs(browser, "bad", &encoded, Some(&begun.relay_state))
+        .await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    assert!(stack.has_session(browser).await);
+    browser
+        .send(
+            browser
+                .nav(reqwest::Method::POST, &stack.url("/_sso/logout"))
+                .header("origin", stack.public_url.clone())
+                .form(&[("rd", "/bye")]),
+        )
+        .await
+}
+
+/// Without an SLO endpoint in the IdP metadata, logout ends the session here and goes straight
+/// to `rd`; with one (the control), it goes on to the IdP.
+#[tokio::test]
+async fn saml_logout_without_an_idp_slo_endpoint_stays_local() {
+    let idp = BadIdp::new();
+    let with_slo = idp.metadata(true);
+    let slo = saml_bad_idp::element_range(&with_slo, "<md:SingleLogoutService", "/>");
+    let without_slo = format!("{}{}", &with_slo[..slo.start], &with_slo[slo.end..]);
+    assert!(!without_slo.contains("SingleLogoutService"));
+    let stack =
+        SamlStack::start(0, json!({ "bad": saml_provider("Bad", &with_slo) }), |_| {}).await;
+    let browser = Browser::new();
+    let page = login_then_logout(&stack, &idp, &browser).await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    let location = page.header("location").unwrap_or_default();
+    assert!(location.starts_with(saml_bad_idp::SLO_URL), "{location}");
+    let stack = SamlStack::start(
+        0,
+        json!({ "bad": saml_provider("Bad", &without_slo) }),
+        |_| {},
+    )
+    .await;
+    let browser = Browser::new();
+    let page = login_then_logout(&stack, &idp, &browser).await;
+    assert_eq!(page.status.as_u16(), 303, "{}", page.body);
+    assert_eq!(page.header("location"), Some("/bye"));
+    assert!(!stack.has_session(&browser).await);
+}
+
 #[tokio::test]
 async fn saml_sp_metadata_lists_entity_acs_and_signing_certificate() {
     let idp = BadIdp::new();
@@ -208,10 +291,59 @@ async fn saml_sp_metadata_lists_entity_acs_and_signing_certificate() {
         .and_then(|n| n.text())
         .expect("signing certificate");
     assert_eq!(cert.trim(), sp.cert_b64());
+    let descriptor = sp_descriptor(&doc);
+    assert_eq!(descriptor.attribute("AuthnRequestsSigned"), Some("true"));
+    assert_eq!(descriptor.attribute("WantAssertionsSigned"), Some("true"));
     let unknown = Browser::new()
         .api_get(&stack.url("/_sso/saml/nope/metadata"))
         .await;
     assert_eq!(unknown.status.as_u16(), 404);
+}
+
+fn sp_descriptor<'a, 'i>(doc: &'a roxmltree::Document<'i>) -> roxmltree::Node<'a, 'i> {
+    doc.descendants()
+        .find(|n| n.tag_name().name() == "SPSSODescriptor")
+        .expect("SPSSODescriptor")
+}
+
+/// With signing off, no certificate is published even when one is configured, and the
+/// metadata says requests are unsigned; the IdP has an SLO endpoint, so ours is listed (the
+/// LogoutResponse comes back to the callback URL); `require_signed_assertions: false` shows.
+#[tokio::test]
+async fn saml_sp_metadata_without_signing_has_no_key_and_lists_slo() {
+    let idp = BadIdp::new();
+    let sp = KeyPair::generate("sp");
+    let mut provider = saml_provider("Bad", &idp.metadata(true));
+    provider["sign_requests"] = json!(false);
+    provider["require_signed_assertions"] = json!(false);
+    provider["sp_private_key"] = json!(sp.key_pem());
+    provider["sp_certificate"] = json!(sp.cert_pem());
+    let stack = SamlStack::start(0, json!({ "bad": provider }), |_| {}).await;
+    let page = Browser::new()
+        .api_get(&stack.url("/_sso/saml/bad/metadata"))
+        .await;
+    assert_eq!(page.status.as_u16(), 200);
+    assert!(!page.body.contains(&sp.cert_b64()), "{}", page.body);
+    let doc = roxmltree::Document::parse(&page.body).expect("metadata XML");
+    for name in ["KeyDescriptor", "X509Certificate"] {
+        assert!(
+            !doc.descendants().any(|n| n.tag_name().name() == name),
+            "{name} published with signing off: {}",
+            page.body
+        );
+    }
+    let descriptor = sp_descriptor(&doc);
+    assert_eq!(descriptor.attribute("AuthnRequestsSigned"), Some("false"));
+    assert_eq!(descriptor.attribute("WantAssertionsSigned"), Some("false"));
+    let slo = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "SingleLogoutService")
+        .expect("SingleLogoutService");
+    assert_eq!(slo.attribute("Location"), Some(stack.acs("bad").as_str()));
+    assert_eq!(
+        slo.attribute("Binding"),
+        Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect")
+    );
 }
 
 #[tokio::test]

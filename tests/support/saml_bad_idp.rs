@@ -50,6 +50,22 @@ impl KeyPair {
         }
     }
 
+    /// A certificate that copies `genuine`'s subject, issuer, serial and validity but carries
+    /// this key pair's public key, self-signed with this key: what an attacker puts in KeyInfo
+    /// hoping the SP trusts a certificate that merely looks like the IdP's.
+    pub fn clone_of(&self, genuine: &X509) -> X509 {
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(genuine.serial_number()).unwrap();
+        b.set_subject_name(genuine.subject_name()).unwrap();
+        b.set_issuer_name(genuine.issuer_name()).unwrap();
+        b.set_pubkey(&self.key).unwrap();
+        b.set_not_before(genuine.not_before()).unwrap();
+        b.set_not_after(genuine.not_after()).unwrap();
+        b.sign(&self.key, MessageDigest::sha256()).unwrap();
+        b.build()
+    }
+
     /// The certificate as base64 DER (for metadata and KeyInfo).
     pub fn cert_b64(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.cert.to_der().unwrap())
@@ -125,6 +141,8 @@ pub struct ResponseSpec {
     pub not_on_or_after: i64,
     /// SubjectConfirmationData@NotOnOrAfter (`None`: absent).
     pub scd_not_on_or_after: Option<i64>,
+    /// SubjectConfirmationData@NotBefore (`None`: absent, as IdPs send it).
+    pub scd_not_before: Option<i64>,
     pub status: String,
     pub sign_assertion: bool,
     pub sign_response: bool,
@@ -167,6 +185,7 @@ impl ResponseSpec {
             not_before: t - 30,
             not_on_or_after: t + 300,
             scd_not_on_or_after: Some(t + 300),
+            scd_not_before: None,
             status: "urn:oasis:names:tc:SAML:2.0:status:Success".into(),
             sign_assertion: true,
             sign_response: false,
@@ -174,7 +193,8 @@ impl ResponseSpec {
         }
     }
 
-    fn signature_template(&self, id: &str) -> String {
+    /// An unsigned `<ds:Signature>` template whose Reference points at `#id`.
+    pub fn signature_template(&self, id: &str) -> String {
         let (sig, digest) = match self.alg {
             Alg::Sha256 => (
                 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
@@ -206,6 +226,10 @@ impl ResponseSpec {
             .scd_not_on_or_after
             .map(|t| format!(r#" NotOnOrAfter="{}""#, time(t)))
             .unwrap_or_default();
+        let scd_from = self
+            .scd_not_before
+            .map(|t| format!(r#" NotBefore="{}""#, time(t)))
+            .unwrap_or_default();
         let audience = self
             .audience
             .as_ref()
@@ -223,7 +247,7 @@ impl ResponseSpec {
             })
             .collect();
         format!(
-            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{aid}" Version="2.0" IssueInstant="{ii}"><saml:Issuer>{issuer}</saml:Issuer>{sig}<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">{nameid}</saml:NameID><saml:SubjectConfirmation Method="{BEARER}"><saml:SubjectConfirmationData{scd_until} Recipient="{recipient}"{irt}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{noa}">{audience}</saml:Conditions><saml:AuthnStatement AuthnInstant="{ii}" SessionIndex="_session{aid}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion>"#,
+            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{aid}" Version="2.0" IssueInstant="{ii}"><saml:Issuer>{issuer}</saml:Issuer>{sig}<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">{nameid}</saml:NameID><saml:SubjectConfirmation Method="{BEARER}"><saml:SubjectConfirmationData{scd_from}{scd_until} Recipient="{recipient}"{irt}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{noa}">{audience}</saml:Conditions><saml:AuthnStatement AuthnInstant="{ii}" SessionIndex="_session{aid}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion>"#,
             aid = self.assertion_id,
             ii = time(self.issue_instant),
             issuer = self.issuer,
@@ -298,6 +322,15 @@ pub fn build(spec: &ResponseSpec, key: &PKey<Private>) -> String {
     } else {
         xml
     }
+}
+
+/// `xml` with a `<ds:KeyInfo>` holding `cert` added to its first signature.
+pub fn with_key_info(xml: &str, cert: &X509) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.to_der().unwrap());
+    let key_info = format!(
+        "<ds:KeyInfo><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>"
+    );
+    xml.replacen("</ds:Signature>", &key_info, 1)
 }
 
 /// Base64 for the form post.
