@@ -33,6 +33,7 @@ async fn setup_with(idp_requires_signing: bool, proxy_signs: bool) -> Setup {
         entity_id: format!("{public}/_sso/saml/ssp/metadata"),
         acs: format!("{public}/callback_ssp"),
         signing_cert_pem: idp_requires_signing.then(|| sp_keys.cert_pem()),
+        ..SpEntry::default()
     };
     let idp = SimpleSamlIdp::start(&sp).await;
     let mut provider = saml_provider("SimpleSAMLphp", &idp.metadata_url);
@@ -84,6 +85,132 @@ async fn saml_login_through_simplesamlphp_reaches_the_upstream_with_identity_hea
     assert_eq!(info["admin"], json!(true));
     assert_eq!(info["provider"], json!("ssp"));
     assert_eq!(info["given_name"], json!("Alice"));
+}
+
+/// A preset connection against SimpleSAMLphp set up to send the attribute names that preset's
+/// IdP sends (copies and renames of its users' `uid`, `email`, `displayName`, `givenName`,
+/// `groups`); the connection sets no `claims.*`, so the preset's names are the only ones used.
+async fn preset_setup(
+    preset: &str,
+    copies: &[(&str, &str)],
+    renames: &[(&str, &str)],
+    nameid_email: bool,
+) -> (SimpleSamlIdp, SamlStack) {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let own = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let sp = SpEntry {
+        entity_id: format!("{public}/_sso/saml/ssp/metadata"),
+        acs: format!("{public}/callback_ssp"),
+        attribute_copies: own(copies),
+        attribute_renames: own(renames),
+        nameid_email,
+        ..SpEntry::default()
+    };
+    let idp = SimpleSamlIdp::start(&sp).await;
+    let mut provider = saml_provider("Preset IdP", &idp.metadata_url);
+    provider["provider"] = json!(preset);
+    provider["groups"] = json!({ "enabled": true, "admins": ["admins"] });
+    let stack = SamlStack::start(port, json!({ "ssp": provider }), |_| {}).await;
+    (idp, stack)
+}
+
+async fn assert_preset_identity(stack: &SamlStack, username: Option<&str>) {
+    let browser = Browser::new();
+    saml_idp::login(&browser, &stack.url(""), "ssp", "alice", None)
+        .await
+        .expect_success();
+    let info = browser.api_get(&stack.url("/_sso/userinfo")).await.json();
+    assert_eq!(info["email"], json!("alice@example.com"), "{info}");
+    assert_eq!(info["name"], json!("Alice Admin"), "{info}");
+    assert_eq!(info["given_name"], json!("Alice"), "{info}");
+    assert_eq!(info["groups"], json!(["admins", "users"]), "{info}");
+    assert_eq!(info["admin"], json!(true), "{info}");
+    if let Some(username) = username {
+        assert_eq!(info["preferred_username"], json!(username), "{info}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_microsoft_ad_preset_reads_the_claim_uris_adfs_sends() {
+    let (_idp, stack) = preset_setup(
+        "microsoft_ad",
+        &[(
+            "uid",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+        )],
+        &[
+            (
+                "email",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+            ),
+            (
+                "displayName",
+                "http://schemas.microsoft.com/identity/claims/displayname",
+            ),
+            (
+                "givenName",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+            ),
+            (
+                "groups",
+                "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+            ),
+        ],
+        false,
+    )
+    .await;
+    assert_preset_identity(&stack, Some("alice")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_jumpcloud_preset_reads_jumpclouds_attribute_names() {
+    let (_idp, stack) = preset_setup(
+        "jumpcloud",
+        &[("uid", "username")],
+        &[
+            ("displayName", "name"),
+            ("givenName", "firstname"),
+            ("groups", "memberOf"),
+        ],
+        false,
+    )
+    .await;
+    assert_preset_identity(&stack, Some("alice")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_duo_preset_reads_duos_attribute_names() {
+    let (_idp, stack) = preset_setup(
+        "duo",
+        &[("uid", "Username")],
+        &[
+            ("email", "Email"),
+            ("displayName", "DisplayName"),
+            ("givenName", "FirstName"),
+        ],
+        false,
+    )
+    .await;
+    assert_preset_identity(&stack, Some("alice")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_google_preset_reads_the_email_nameid_and_mapped_attributes() {
+    // Google Workspace: the primary email as NameID, firstName/lastName/groups as mapped in
+    // the app's attribute mapping (README).
+    let (_idp, stack) = preset_setup(
+        "google",
+        &[],
+        &[("displayName", "name"), ("givenName", "firstName")],
+        true,
+    )
+    .await;
+    assert_preset_identity(&stack, Some("alice@example.com")).await;
 }
 
 /// The control for the signed-request tests: the IdP that requires signed AuthnRequests from

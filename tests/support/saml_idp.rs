@@ -31,12 +31,20 @@ pub fn available() -> bool {
 }
 
 /// The SP as the IdP knows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SpEntry {
     pub entity_id: String,
     pub acs: String,
     /// PEM certificate: AuthnRequests and LogoutRequests must be signed with its key.
     pub signing_cert_pem: Option<String>,
+    /// Attributes sent to this SP under another name as well (`core:AttributeCopy`), as an
+    /// IdP set up for a given SP does.
+    pub attribute_copies: Vec<(String, String)>,
+    /// Attributes sent to this SP under another name only (`core:AttributeMap`).
+    pub attribute_renames: Vec<(String, String)>,
+    /// The NameID is the user's email (format emailAddress), as Google Workspace sends it;
+    /// otherwise the persistent `uid`.
+    pub nameid_email: bool,
 }
 
 pub struct SimpleSamlIdp {
@@ -226,18 +234,41 @@ fn sp_remote_php(sp: &SpEntry) -> String {
         }
         None => "  'validate.authnrequest' => false,\n  'validate.logout' => false,\n".to_owned(),
     };
+    let pairs = |list: &[(String, String)]| -> String {
+        list.iter()
+            .map(|(from, to)| format!("{} => {}", php_str(from), php_str(to)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut filters = Vec::new();
+    if !sp.attribute_copies.is_empty() {
+        let copies = pairs(&sp.attribute_copies);
+        filters.push(format!("50 => ['class' => 'core:AttributeCopy', {copies}]"));
+    }
+    if !sp.attribute_renames.is_empty() {
+        let renames = pairs(&sp.attribute_renames);
+        filters.push(format!("60 => ['class' => 'core:AttributeMap', {renames}]"));
+    }
+    let authproc = format!("  'authproc' => [{}],\n", filters.join(", "));
+    let signing = signing + &authproc;
     format!(
         r#"<?php
 $metadata[{entity}] = [
   'AssertionConsumerService' => [['Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', 'Location' => {acs}]],
   'SingleLogoutService' => [['Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', 'Location' => {acs}]],
-  'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
-  'simplesaml.nameidattribute' => 'uid',
+  'NameIDFormat' => {nameid_format},
+  'simplesaml.nameidattribute' => {nameid_attribute},
   'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
 {signing}];
 "#,
         entity = php_str(&sp.entity_id),
         acs = php_str(&sp.acs),
+        nameid_format = php_str(if sp.nameid_email {
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+        } else {
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+        }),
+        nameid_attribute = php_str(if sp.nameid_email { "email" } else { "uid" }),
     )
 }
 
