@@ -360,6 +360,8 @@ fn spawn_background(app: Arc<App>, reloader: Reloader) -> Result<(), RunError> {
                 app.sessions.start().await;
                 tokio::spawn(crate::providers::saml::metadata_refresh(app.clone()));
                 tokio::spawn(app.clone().check_bridge_until_ready());
+                let every = app.config.oidc_refresh_interval;
+                tokio::spawn(crate::providers::key_refresh::run(app.clone(), every));
                 tokio::spawn(crate::reload::watch(Arc::new(reloader), hangup));
                 app.discover_until_ready().await;
                 std::future::pending::<()>().await;

@@ -196,6 +196,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let providers = provider::convert_all(cx, raw.providers.unwrap_or_default());
     let saml_providers = super::saml::convert_all(cx, raw.saml_providers, &providers);
     let clearml = super::clearml::convert(cx, raw.clearml.unwrap_or_default());
+    let oidc_refresh_interval = oidc_refresh_interval(cx, raw.oidc_refresh_interval.as_deref());
     Some(Config {
         listen,
         threads,
@@ -213,6 +214,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
         log,
         metrics_listen,
         watch_config: raw.watch_config.unwrap_or(false),
+        oidc_refresh_interval,
         admin_token: admin_token.map(Secret::new),
         directory: DirectoryConfig {
             known_users: trimmed(directory.known_users),
@@ -222,6 +224,16 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
         saml_providers,
         clearml,
     })
+}
+
+/// `oidc_refresh_interval`: default one hour, at least one second.
+fn oidc_refresh_interval(cx: &mut Ctx, value: Option<&str>) -> Duration {
+    let key = "oidc_refresh_interval";
+    let every = cx.duration(key, value, Duration::from_secs(3600));
+    if every < Duration::from_secs(1) {
+        cx.error(key, "must be at least 1s");
+    }
+    every
 }
 
 fn trimmed(items: Option<Vec<String>>) -> Vec<String> {
