@@ -170,7 +170,19 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let upstream = required_url(cx, "upstream", raw.upstream.as_deref());
     let public_url = public_url(cx, raw.public_url.as_deref());
     let upstream_ca_file = cx.existing_file("upstream_ca_file", raw.upstream_ca_file);
+    if let Some(ca) = upstream_ca_file.as_deref().filter(|p| p.is_file()) {
+        if let Err(e) = crate::tls::check_ca_file(ca) {
+            cx.error(e.config_key(), e.reason());
+        }
+    }
     let tls = tls(cx, raw.tls.unwrap_or_default());
+    if let Some(pair) = tls.as_ref() {
+        if pair.cert_file.is_file() && pair.key_file.is_file() {
+            if let Err(e) = crate::tls::CertPair::read(pair) {
+                cx.error(e.config_key(), e.reason());
+            }
+        }
+    }
     let session = session(cx, raw.session.unwrap_or_default());
     let state_path = raw.state.and_then(|s| s.path);
     if state_path.as_deref().is_some_and(|p| p.trim().is_empty()) {
