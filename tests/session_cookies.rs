@@ -166,6 +166,40 @@ async fn cookie_store_chunks_large_sessions() {
 }
 
 #[tokio::test]
+async fn identity_too_large_for_the_cookie_store_gets_a_400_page_and_no_session() {
+    let stack = Stack::start(StackOptions::bad().store("cookie"), |_| {}).await;
+    // About 30 KB of groups: more than the cookie store's six chunks hold.
+    let groups: Vec<String> = (0..1000)
+        .map(|i| format!("a-group-with-a-long-name-{i:04}"))
+        .collect();
+    stack.bad().set_user(BadUser {
+        groups,
+        ..BadUser::default()
+    });
+    let b = Browser::new();
+    let r = stack.login_bad(&b, None).await;
+    assert!(r.callback_url.is_some(), "{}", r.trail_text());
+    assert_eq!(r.status(), 400, "{}", r.response.body);
+    let body = &r.response.body;
+    assert!(
+        body.contains("too large for the cookie session store"),
+        "{body}"
+    );
+    assert!(
+        body.contains("session.store"),
+        "the page names the fix: {body}"
+    );
+    assert!(body.to_lowercase().contains("request id"), "{body}");
+    stack.assert_no_secrets_in("too-large page", body);
+    let names = r.response.set_cookie_names();
+    assert!(
+        !names.iter().any(|n| n.starts_with("sso_session")),
+        "no session cookie is set: {names:?}"
+    );
+    stack.assert_no_session(&b).await;
+}
+
+#[tokio::test]
 async fn logout_removes_a_memory_session_even_for_a_saved_cookie() {
     let stack = Stack::with_bad_op().await;
     let b = stack.browser_bad().await;
