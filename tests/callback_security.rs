@@ -171,6 +171,107 @@ async fn callback_accepts_rotated_key_after_exactly_one_jwks_refetch() {
 }
 
 #[tokio::test]
+async fn concurrent_logins_after_a_key_rotation_refetch_the_jwks_once() {
+    let stack = Stack::with_bad_op().await;
+    let bad = stack.bad();
+    stack.browser_bad().await;
+    let before = bad.jwks_fetches();
+
+    bad.set_mode(Mode::UnknownKidThenRotate);
+    // A slow JWKS keeps the first refetch in flight while the other callbacks arrive.
+    bad.set_jwks_delay(std::time::Duration::from_millis(400));
+    let browsers: Vec<Browser> = (0..6).map(|_| Browser::new()).collect();
+    let logins = browsers.iter().map(|b| stack.login_bad(b, None));
+    for result in futures_util::future::join_all(logins).await {
+        result.expect_success();
+    }
+    assert_eq!(
+        bad.jwks_fetches(),
+        before + 1,
+        "six concurrent callbacks share one refetch"
+    );
+    for b in &browsers {
+        stack.assert_logged_in(b).await;
+    }
+}
+
+/// Wait until the proxy fetched the JWKS more than `seen` times (the periodic refresh).
+async fn wait_for_jwks_fetch(stack: &Stack, seen: usize) {
+    support::util::wait_for(
+        "a periodic JWKS refresh",
+        std::time::Duration::from_secs(10),
+        || async { (stack.bad().jwks_fetches() > seen).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn periodic_refresh_drops_a_removed_key_and_keeps_keys_while_the_idp_is_down() {
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["oidc_refresh_interval"] = json!("1s");
+    })
+    .await;
+    let bad = stack.bad();
+    stack.browser_bad().await;
+    let discovery_before = bad.hits("/.well-known/openid-configuration");
+
+    // The JWKS endpoint fails: the refresh keeps the cached keys, logins go on.
+    bad.set_jwks_status(Some(503));
+    wait_for_jwks_fetch(&stack, bad.jwks_fetches()).await;
+    stack.browser_bad().await;
+    bad.set_jwks_status(None);
+
+    // The IdP removes the key its tokens are (still) signed with: after the next refresh the
+    // proxy no longer trusts it, although no unknown kid ever forced a refetch.
+    bad.remove_primary_key_from_jwks();
+    wait_for_jwks_fetch(&stack, bad.jwks_fetches()).await;
+    let r = assert_rejected_in(&stack, Mode::Good, &[401]).await;
+    assert!(
+        r.response.body.contains("kid") || r.response.body.contains("key"),
+        "{}",
+        r.response.body
+    );
+    assert!(
+        bad.hits("/.well-known/openid-configuration") > discovery_before,
+        "the discovery document is refreshed too"
+    );
+}
+
+/// A connection whose `key` endpoint points at a port where nothing listens.
+async fn stack_with_unreachable(key: &str) -> Stack {
+    let closed = format!("http://127.0.0.1:{}/down", support::util::free_port());
+    Stack::start(StackOptions::bad(), |c| {
+        c["providers"][BAD][key] = json!(closed);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn callback_with_the_token_endpoint_unreachable_is_a_502_page_without_session() {
+    let stack = stack_with_unreachable("access_token_url").await;
+    let r = assert_rejected_in(&stack, Mode::Good, &[502]).await;
+    assert!(
+        r.response.body.contains("unavailable"),
+        "{}",
+        r.response.body
+    );
+    assert_eq!(stack.bad().token_requests(), 0);
+}
+
+#[tokio::test]
+async fn callback_with_the_jwks_unreachable_is_a_502_page_without_session() {
+    let stack = stack_with_unreachable("jwks_uri").await;
+    let r = assert_rejected_in(&stack, Mode::Good, &[502]).await;
+    assert!(
+        r.response.body.contains("unavailable"),
+        "{}",
+        r.response.body
+    );
+    assert_eq!(stack.bad().token_requests(), 1, "the code was exchanged");
+    assert_eq!(stack.bad().jwks_fetches(), 0);
+}
+
+#[tokio::test]
 async fn unknown_kid_refetches_the_jwks_once_then_is_rate_limited() {
     let stack = Stack::with_bad_op().await;
     let bad = stack.bad();
