@@ -517,3 +517,61 @@ async fn logs_never_contain_tokens_or_secrets() {
         "the logs contain the session cookie"
     );
 }
+
+// ---- request ids in the logs ----------------------------------------------------------------
+
+/// The request id an error page shows.
+fn page_request_id(body: &str) -> String {
+    let start = body
+        .find("Request id: <code>")
+        .expect("request id on the page")
+        + 18;
+    let end = body[start..].find("</code>").unwrap() + start;
+    body[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn json_log_lines_parse_and_carry_the_request_id_shown_on_the_error_page() {
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["log"] = json!({ "format": "json", "level": "debug" });
+    })
+    .await;
+    let r = assert_rejected_in(&stack, Mode::WrongNonce, LOGIN_FAILED).await;
+    let id = page_request_id(&r.response.body);
+    let logs = stack.proxy.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    // Every line logged inside the callback's request span carries its id.
+    let in_span: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"].as_str() == Some(id.as_str()))
+        .collect();
+    assert!(
+        in_span.len() >= 2,
+        "lines of request {id} carry span.request_id: {logs}"
+    );
+    assert!(
+        in_span
+            .iter()
+            .any(|l| l["message"] == "request refused" && l["status"] == 401),
+        "the refusal is logged under the page's request id: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn text_log_lines_carry_the_request_id_shown_on_the_error_page() {
+    let stack = Stack::with_bad_op().await;
+    let r = assert_rejected_in(&stack, Mode::WrongNonce, LOGIN_FAILED).await;
+    let id = page_request_id(&r.response.body);
+    let logs = stack.proxy.logs();
+    let needle = format!("request_id={id}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&needle) && l.contains("request refused")),
+        "{needle} on the refusal line: {logs}"
+    );
+}

@@ -304,3 +304,37 @@ fn valid_tls_and_ca_files_pass_the_check() {
     let outcome = run(Some(&file), &[]);
     assert_eq!(outcome.code, Some(0), "stderr:\n{}", outcome.stderr);
 }
+
+// ---- `<key>_file` secrets ---------------------------------------------------------------------
+
+#[test]
+fn missing_secret_files_exit_64_and_name_their_keys() {
+    let missing = "/nonexistent/sso-proxy-secret";
+    let file = yaml_file(&format!(
+        "{VALID}session: {{secret: {SECRET}}}\nadmin: {{token_file: {missing}}}\n\
+providers:\n  corp:\n    issuer: https://idp.example.com\n    client_id: app\n    client_secret_file: {missing}\n"
+    ));
+    let outcome = run(Some(&file), &[]);
+    assert_invalid(&outcome, "admin.token_file");
+    assert_invalid(&outcome, "providers.corp.client_secret_file");
+}
+
+#[test]
+fn secret_files_are_read_and_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin-token");
+    let client = dir.path().join("client-secret");
+    std::fs::write(&token, "admin-token-from-a-file-0123456789\n").unwrap();
+    std::fs::write(&client, "client-secret-from-a-file-0123456789\n").unwrap();
+    let file = yaml_file(&format!(
+        "{VALID}session: {{secret: {SECRET}}}\nadmin: {{token_file: {}}}\n\
+providers:\n  corp:\n    issuer: https://idp.example.com\n    client_id: app\n    client_secret_file: {}\n",
+        token.display(),
+        client.display()
+    ));
+    let outcome = run(Some(&file), &[]);
+    assert_eq!(outcome.code, Some(0), "stderr:\n{}", outcome.stderr);
+    for secret in ["admin-token-from-a-file", "client-secret-from-a-file"] {
+        assert!(!outcome.stdout.contains(secret), "{}", outcome.stdout);
+    }
+}

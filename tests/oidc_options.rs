@@ -610,6 +610,57 @@ async fn explicit_endpoints_missing_one_still_need_discovery() {
     assert!(ready.body.contains("bad"), "{}", ready.body);
 }
 
+// ---- client authentication and secret files -----------------------------------------------
+
+#[tokio::test]
+async fn client_secret_post_is_used_when_it_is_the_only_advertised_method() {
+    let stack = BadStack::new("bad", Default::default())
+        .start(
+            |bad| {
+                // The OP advertises and accepts only client_secret_post (like a real OP would).
+                bad.set_auth_methods(&["client_secret_post"]);
+                bad_block(bad, "custom")
+            },
+            |_| {},
+        )
+        .await;
+    let b = logged_in(&stack, "bad").await;
+    stack.assert_logged_in(&b).await;
+    let bad = stack.bad();
+    assert_eq!(bad.token_auth_methods(), vec!["client_secret_post"]);
+    let params = bad.last_token_params().unwrap();
+    assert!(
+        params.contains(&("client_id".to_owned(), bad.client_id.clone())),
+        "client_id in the form: {params:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_secret_file_is_read_for_the_token_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client-secret");
+    let stack = BadStack::new("bad", Default::default())
+        .start(
+            |bad| {
+                // One trailing newline, as `echo` writes it, is trimmed.
+                std::fs::write(&file, format!("{}\n", bad.client_secret)).unwrap();
+                let mut block = bad_block(bad, "custom");
+                block.as_object_mut().unwrap().remove("client_secret");
+                block["client_secret_file"] = json!(file.display().to_string());
+                block
+            },
+            |_| {},
+        )
+        .await;
+    let b = logged_in(&stack, "bad").await;
+    stack.assert_logged_in(&b).await;
+    assert_eq!(
+        stack.bad().token_auth_methods(),
+        vec!["client_secret_basic"]
+    );
+    assert!(stack.bad().token_errors().is_empty());
+}
+
 // ---- the callback URL, display_name ------------------------------------------------------------
 
 #[tokio::test]
