@@ -40,8 +40,23 @@ async fn assert_rejected_in(stack: &Stack, mode: Mode, allowed: &[u16]) -> Login
     for value in r.response.header_all("set-cookie") {
         stack.assert_no_secrets_in("Set-Cookie", &value);
     }
+    assert_no_pending_cookie(stack, &b, &format!("{mode:?}"));
     stack.assert_no_session(&b).await;
     r
+}
+
+/// The pending-login cookie the failed callback used is gone from the browser.
+fn assert_no_pending_cookie(stack: &Stack, b: &Browser, what: &str) {
+    let left: Vec<String> = b
+        .cookies_for(stack.base())
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("sso_session_st_"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{what}: pending cookie left after a failed callback: {left:?}"
+    );
 }
 
 const LOGIN_FAILED: &[u16] = &[400, 401, 403];
