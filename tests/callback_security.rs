@@ -210,6 +210,54 @@ async fn concurrent_logins_after_a_key_rotation_refetch_the_jwks_once() {
     }
 }
 
+#[tokio::test]
+async fn a_slow_jwks_at_one_idp_does_not_stall_refetches_for_another() {
+    use support::bad_op::BadOp;
+    use support::stack::BAD_CLIENT_ID;
+    let other = BadOp::start(BAD_CLIENT_ID, &support::util::random_string(32));
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["providers"]["other"] = support::stack::oidc_provider(
+            "Other OP",
+            &other.issuer,
+            BAD_CLIENT_ID,
+            &other.client_secret,
+        );
+    })
+    .await;
+    let slow = stack.bad();
+    // Warm both key caches.
+    stack.browser_bad().await;
+    support::oidc_stack::logged_in(&stack, "other").await;
+
+    // Both IdPs rotate; the first one's JWKS takes 4 s to answer.
+    slow.set_mode(Mode::UnknownKidThenRotate);
+    slow.set_jwks_delay(std::time::Duration::from_secs(4));
+    other.set_mode(Mode::UnknownKidThenRotate);
+    let jwks_asked = slow.hits("/jwks");
+    let stuck = Browser::new();
+    let stuck_login = stack.login_bad(&stuck, None);
+    let fast_login = async {
+        support::util::wait_for(
+            "the slow JWKS refetch to start",
+            std::time::Duration::from_secs(5),
+            || async { (slow.hits("/jwks") > jwks_asked).then_some(()) },
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let b = Browser::new();
+        support::oidc_stack::login(&stack, "other", &b)
+            .await
+            .expect_success();
+        started.elapsed()
+    };
+    let (slow_result, fast_elapsed) = tokio::join!(stuck_login, fast_login);
+    slow_result.expect_success();
+    assert!(
+        fast_elapsed < std::time::Duration::from_secs(2),
+        "the other IdP's refetch waited {fast_elapsed:?} for the slow one"
+    );
+}
+
 /// Wait until the proxy fetched the JWKS more than `seen` times (the periodic refresh).
 async fn wait_for_jwks_fetch(stack: &Stack, seen: usize) {
     support::util::wait_for(
