@@ -97,6 +97,8 @@ pub struct App {
     /// Signs `X-Sso-Identity` and publishes `/_sso/jwks.json`.
     pub identity_signer: Option<IdentitySigner>,
     pub clock: Arc<dyn Clock>,
+    /// Requests being served (graceful shutdown waits for them).
+    pub in_flight: crate::shutdown::InFlight,
 }
 
 impl App {
@@ -155,6 +157,7 @@ impl App {
                 config.public_url.as_str(),
             ),
             clock,
+            in_flight: Default::default(),
             config: Arc::new(config),
         })
     }
@@ -284,8 +287,8 @@ pub fn run(config: Config, sources: Sources) -> Result<(), RunError> {
     let tls = config.tls.clone();
     let conf = ServerConf {
         threads: config.threads,
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(10),
+        grace_period_seconds: Some(crate::shutdown::GRACE_PERIOD_SECS),
+        graceful_shutdown_timeout_seconds: Some(1),
         ca_file: config
             .upstream_ca_file
             .as_ref()
@@ -353,6 +356,11 @@ fn spawn_background(app: Arc<App>, reloader: Reloader) -> Result<(), RunError> {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| RunError::Runtime(e.to_string()))?
     };
+    let terminate = {
+        let _rt = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| RunError::Runtime(e.to_string()))?
+    };
     std::thread::Builder::new()
         .name("sso-background".into())
         .spawn(move || {
@@ -361,7 +369,11 @@ fn spawn_background(app: Arc<App>, reloader: Reloader) -> Result<(), RunError> {
                 app.sessions.start().await;
                 tokio::spawn(crate::providers::saml::metadata_refresh(app.clone()));
                 tokio::spawn(app.clone().check_bridge_until_ready());
+                let every = app.config.oidc_refresh_interval;
+                tokio::spawn(crate::providers::key_refresh::run(app.clone(), every));
                 tokio::spawn(crate::reload::watch(Arc::new(reloader), hangup));
+                let in_flight = app.in_flight.clone();
+                tokio::spawn(crate::shutdown::exit_when_drained(in_flight, terminate));
                 app.discover_until_ready().await;
                 std::future::pending::<()>().await;
             })

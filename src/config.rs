@@ -86,6 +86,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Reload when the config file (or the TLS certificate/key) changes (`watch_config`).
     pub watch_config: bool,
+    /// How often OIDC discovery documents and key sets in use are fetched again
+    /// (`oidc_refresh_interval`).
+    pub oidc_refresh_interval: Duration,
     pub admin_token: Option<Secret<String>>,
     pub directory: DirectoryConfig,
     /// The ClearML bridge, when `clearml.enabled`.
@@ -258,6 +261,9 @@ pub struct OidcProviderConfig {
     /// Where discovery runs: `issuer`, or Keycloak's `base_url`. The expected `iss` is the
     /// discovery document's `issuer` (or this value when discovery is skipped).
     pub issuer: Option<Url>,
+    /// `issuer` exactly as written (a `Url` adds `/` to a bare host): the expected `iss` when
+    /// the explicit endpoints stand alone and no discovery document is used.
+    pub issuer_text: Option<String>,
     pub base_url: Option<Url>,
     pub endpoints: OidcEndpoints,
     pub client_id: String,
@@ -398,6 +404,8 @@ pub fn render_redacted(config: &Config) -> String {
     );
     put(&mut root, "metrics", metrics);
     put(&mut root, "watch_config", config.watch_config);
+    let refresh = humantime::format_duration(config.oidc_refresh_interval).to_string();
+    put(&mut root, "oidc_refresh_interval", refresh);
     let mut admin = Mapping::new();
     put(&mut admin, "token", redacted(config.admin_token.is_some()));
     put(&mut root, "admin", admin);

@@ -159,10 +159,32 @@ pub async fn handle(app: &App, route: OwnRoute, req: &Request<'_>) -> Response {
         OwnRoute::Admin(rest) => Ok(crate::admin::handle(app, &rest, req).await),
         OwnRoute::NotFound => Err(Error::NotFound),
     };
-    if let Some(id) = callback {
-        count_login(app, &id, &result);
+    if let Some(id) = &callback {
+        count_login(app, id, &result);
     }
-    result.unwrap_or_else(|e| crate::error::to_response(&e, req, app))
+    match result {
+        Ok(response) => response,
+        Err(e) => {
+            let response = crate::error::to_response(&e, req, app);
+            match callback.and(used_pending_cookie(app, req)) {
+                Some(clear) => response.with_cookies([clear]),
+                None => response,
+            }
+        }
+    }
+}
+
+/// A failed callback: the `Set-Cookie` clearing the pending-login cookie its `state` (OIDC)
+/// or `RelayState` (SAML) names, when the browser sent one. That login is over either way.
+fn used_pending_cookie(app: &App, req: &Request<'_>) -> Option<String> {
+    let state = req
+        .query_param("state")
+        .or_else(|| req.form_param("RelayState"))?;
+    let name = app.pending.cookie_name(&state);
+    req.cookies
+        .get(&name)
+        .is_some()
+        .then(|| app.pending.clear(&state))
 }
 
 /// A callback that set our session cookie is a login; an error is a failed one; anything else

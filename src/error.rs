@@ -51,6 +51,9 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NoConnections => 503,
             Error::Session(SessionError::Unavailable(_)) => 503,
+            // The identity the IdP sent does not fit the cookie store: this login is refused
+            // as it is (retrying cannot help, nothing is down), not a server fault (DESIGN 4).
+            Error::Session(SessionError::TooLarge { .. }) => 400,
             Error::Session(_) => 500,
             Error::Refused(_) => 403,
             Error::Clearml(_) => 502,

@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod redis;
 pub mod reload;
 pub mod session;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -4,6 +4,7 @@
 pub mod backchannel;
 pub mod id_token;
 pub mod jwks;
+pub mod key_refresh;
 pub mod oidc;
 pub mod refresh;
 pub mod retired;

@@ -46,6 +46,8 @@ pub struct Ctx {
     /// For the metrics: the decision, and when the upstream was chosen.
     outcome: Option<Outcome>,
     upstream_started: Option<Instant>,
+    /// Counts this request as in flight until it is dropped.
+    _in_flight: crate::shutdown::InFlightGuard,
 }
 
 struct Forward {
@@ -317,6 +319,7 @@ impl ProxyHttp for SsoProxy {
             forward: None,
             outcome: None,
             upstream_started: None,
+            _in_flight: self.app.in_flight.enter(),
         }
     }
 

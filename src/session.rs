@@ -131,7 +131,7 @@ pub trait SessionStore: Send + Sync {
 pub enum SessionError {
     #[error("the session could not be serialised")]
     Serialize(#[source] serde_json::Error),
-    #[error("the sealed session is {size} bytes, over the cookie store's limit of {limit} bytes")]
+    #[error("your identity (claims and groups) is too large for the cookie session store: {size} bytes sealed, over its limit of {limit} bytes. The administrator can switch to the memory or Redis session store (session.store) or have the identity provider send fewer groups")]
     TooLarge { size: usize, limit: usize },
     #[error("the session has already expired")]
     Expired,

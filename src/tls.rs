@@ -14,15 +14,22 @@ use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 
 use crate::config::TlsConfig;
 
+/// Each message starts with the configuration key it concerns ([`TlsError::config_key`]).
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("tls: {path} could not be read: {reason}")]
-    Read { path: String, reason: String },
+    #[error("{config_key}: {path} could not be read: {reason}")]
+    Read {
+        config_key: &'static str,
+        path: String,
+        reason: String,
+    },
     #[error("tls.cert_file: {0} holds no PEM certificate")]
     NoCertificate(String),
     #[error("tls.key_file: {0} holds no PEM private key")]
     NoKey(String),
-    #[error("tls: the key in {key} is unusable or does not belong to the certificate in {cert}: {reason}")]
+    #[error("upstream_ca_file: {0} holds no usable PEM certificate")]
+    NoCaCertificate(String),
+    #[error("tls.key_file: the key in {key} is unusable or does not belong to the certificate in {cert}: {reason}")]
     Pair {
         cert: String,
         key: String,
@@ -32,6 +39,42 @@ pub enum TlsError {
     NoProvider,
     #[error("tls: the listener could not be set up: {0}")]
     Listener(String),
+}
+
+impl TlsError {
+    /// The configuration key the problem is about.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            TlsError::Read { config_key, .. } => config_key,
+            TlsError::NoCertificate(_) => "tls.cert_file",
+            TlsError::NoKey(_) | TlsError::Pair { .. } => "tls.key_file",
+            TlsError::NoCaCertificate(_) => "upstream_ca_file",
+            TlsError::NoProvider | TlsError::Listener(_) => "tls",
+        }
+    }
+
+    /// The message without its leading key.
+    pub fn reason(&self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(self.config_key()) {
+            Some(rest) => rest.trim_start_matches(": ").to_owned(),
+            None => text,
+        }
+    }
+}
+
+/// Check `upstream_ca_file`: PEM holding at least one certificate that parses as X.509.
+pub fn check_ca_file(path: &Path) -> Result<(), TlsError> {
+    let key = "upstream_ca_file";
+    let certs = rustls_pemfile::certs(&mut reader(path, key)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| read_error(path, key, &e))?;
+    let mut roots = pingora::tls::RootCertStore::empty();
+    let (usable, _unusable) = roots.add_parsable_certificates(certs);
+    if usable == 0 {
+        return Err(TlsError::NoCaCertificate(path.display().to_string()));
+    }
+    Ok(())
 }
 
 /// A certificate chain with its key, read and checked.
@@ -98,14 +141,15 @@ impl ResolvesServerCert for CertResolver {
 fn load_pair(tls: &TlsConfig) -> Result<Arc<CertifiedKey>, TlsError> {
     let cert_name = tls.cert_file.display().to_string();
     let key_name = tls.key_file.display().to_string();
-    let certs = rustls_pemfile::certs(&mut reader(&tls.cert_file)?)
+    let (cert_key, key_key) = ("tls.cert_file", "tls.key_file");
+    let certs = rustls_pemfile::certs(&mut reader(&tls.cert_file, cert_key)?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read_error(&tls.cert_file, &e))?;
+        .map_err(|e| read_error(&tls.cert_file, cert_key, &e))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(cert_name));
     }
-    let key = rustls_pemfile::private_key(&mut reader(&tls.key_file)?)
-        .map_err(|e| read_error(&tls.key_file, &e))?
+    let key = rustls_pemfile::private_key(&mut reader(&tls.key_file, key_key)?)
+        .map_err(|e| read_error(&tls.key_file, key_key, &e))?
         .ok_or_else(|| TlsError::NoKey(key_name.clone()))?;
     // pingora uses the process-wide default provider (ring); make sure it is there.
     pingora::tls::install_default_crypto_provider();
@@ -118,14 +162,15 @@ fn load_pair(tls: &TlsConfig) -> Result<Arc<CertifiedKey>, TlsError> {
     Ok(Arc::new(pair))
 }
 
-fn reader(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
+fn reader(path: &Path, config_key: &'static str) -> Result<BufReader<std::fs::File>, TlsError> {
     std::fs::File::open(path)
         .map(BufReader::new)
-        .map_err(|e| read_error(path, &e))
+        .map_err(|e| read_error(path, config_key, &e))
 }
 
-fn read_error(path: &Path, e: &std::io::Error) -> TlsError {
+fn read_error(path: &Path, config_key: &'static str, e: &std::io::Error) -> TlsError {
     TlsError::Read {
+        config_key,
         path: path.display().to_string(),
         reason: e.to_string(),
     }

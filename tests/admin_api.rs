@@ -105,6 +105,29 @@ async fn api_and_pages_refuse_everyone_but_admins() {
 }
 
 #[tokio::test]
+async fn admin_token_file_is_read_and_works_like_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-token");
+    let stack = AdminStack::start(|c| {
+        let token = c["admin"]["token"].as_str().unwrap().to_owned();
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        c["admin"] = json!({ "token_file": file.display().to_string() });
+    })
+    .await;
+    let (status, body, raw) = stack.get("connections").await;
+    assert_eq!(status, 200, "{raw}");
+    assert!(body.to_string().contains(LOCAL), "{raw}");
+    let wrong = stack
+        .api
+        .get(stack.url("/_sso/api/connections"))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 403);
+}
+
+#[tokio::test]
 async fn session_writes_need_same_origin_or_the_csrf_token() {
     let stack = AdminStack::start(|_| {}).await;
     let alice = stack.browser_as("alice").await;

@@ -40,8 +40,23 @@ async fn assert_rejected_in(stack: &Stack, mode: Mode, allowed: &[u16]) -> Login
     for value in r.response.header_all("set-cookie") {
         stack.assert_no_secrets_in("Set-Cookie", &value);
     }
+    assert_no_pending_cookie(stack, &b, &format!("{mode:?}"));
     stack.assert_no_session(&b).await;
     r
+}
+
+/// The pending-login cookie the failed callback used is gone from the browser.
+fn assert_no_pending_cookie(stack: &Stack, b: &Browser, what: &str) {
+    let left: Vec<String> = b
+        .cookies_for(stack.base())
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("sso_session_st_"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{what}: pending cookie left after a failed callback: {left:?}"
+    );
 }
 
 const LOGIN_FAILED: &[u16] = &[400, 401, 403];
@@ -168,6 +183,155 @@ async fn callback_accepts_rotated_key_after_exactly_one_jwks_refetch() {
     let b2 = Browser::new();
     stack.login_bad(&b2, None).await.expect_success();
     assert_eq!(bad.jwks_fetches(), before + 1);
+}
+
+#[tokio::test]
+async fn concurrent_logins_after_a_key_rotation_refetch_the_jwks_once() {
+    let stack = Stack::with_bad_op().await;
+    let bad = stack.bad();
+    stack.browser_bad().await;
+    let before = bad.jwks_fetches();
+
+    bad.set_mode(Mode::UnknownKidThenRotate);
+    // A slow JWKS keeps the first refetch in flight while the other callbacks arrive.
+    bad.set_jwks_delay(std::time::Duration::from_millis(400));
+    let browsers: Vec<Browser> = (0..6).map(|_| Browser::new()).collect();
+    let logins = browsers.iter().map(|b| stack.login_bad(b, None));
+    for result in futures_util::future::join_all(logins).await {
+        result.expect_success();
+    }
+    assert_eq!(
+        bad.jwks_fetches(),
+        before + 1,
+        "six concurrent callbacks share one refetch"
+    );
+    for b in &browsers {
+        stack.assert_logged_in(b).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_jwks_at_one_idp_does_not_stall_refetches_for_another() {
+    use support::bad_op::BadOp;
+    use support::stack::BAD_CLIENT_ID;
+    let other = BadOp::start(BAD_CLIENT_ID, &support::util::random_string(32));
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["providers"]["other"] = support::stack::oidc_provider(
+            "Other OP",
+            &other.issuer,
+            BAD_CLIENT_ID,
+            &other.client_secret,
+        );
+    })
+    .await;
+    let slow = stack.bad();
+    // Warm both key caches.
+    stack.browser_bad().await;
+    support::oidc_stack::logged_in(&stack, "other").await;
+
+    // Both IdPs rotate; the first one's JWKS takes 4 s to answer.
+    slow.set_mode(Mode::UnknownKidThenRotate);
+    slow.set_jwks_delay(std::time::Duration::from_secs(4));
+    other.set_mode(Mode::UnknownKidThenRotate);
+    let jwks_asked = slow.hits("/jwks");
+    let stuck = Browser::new();
+    let stuck_login = stack.login_bad(&stuck, None);
+    let fast_login = async {
+        support::util::wait_for(
+            "the slow JWKS refetch to start",
+            std::time::Duration::from_secs(5),
+            || async { (slow.hits("/jwks") > jwks_asked).then_some(()) },
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let b = Browser::new();
+        support::oidc_stack::login(&stack, "other", &b)
+            .await
+            .expect_success();
+        started.elapsed()
+    };
+    let (slow_result, fast_elapsed) = tokio::join!(stuck_login, fast_login);
+    slow_result.expect_success();
+    assert!(
+        fast_elapsed < std::time::Duration::from_secs(2),
+        "the other IdP's refetch waited {fast_elapsed:?} for the slow one"
+    );
+}
+
+/// Wait until the proxy fetched the JWKS more than `seen` times (the periodic refresh).
+async fn wait_for_jwks_fetch(stack: &Stack, seen: usize) {
+    support::util::wait_for(
+        "a periodic JWKS refresh",
+        std::time::Duration::from_secs(10),
+        || async { (stack.bad().jwks_fetches() > seen).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn periodic_refresh_drops_a_removed_key_and_keeps_keys_while_the_idp_is_down() {
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["oidc_refresh_interval"] = json!("1s");
+    })
+    .await;
+    let bad = stack.bad();
+    stack.browser_bad().await;
+    let discovery_before = bad.hits("/.well-known/openid-configuration");
+
+    // The JWKS endpoint fails: the refresh keeps the cached keys, logins go on.
+    bad.set_jwks_status(Some(503));
+    wait_for_jwks_fetch(&stack, bad.jwks_fetches()).await;
+    stack.browser_bad().await;
+    bad.set_jwks_status(None);
+
+    // The IdP removes the key its tokens are (still) signed with: after the next refresh the
+    // proxy no longer trusts it, although no unknown kid ever forced a refetch.
+    bad.remove_primary_key_from_jwks();
+    wait_for_jwks_fetch(&stack, bad.jwks_fetches()).await;
+    let r = assert_rejected_in(&stack, Mode::Good, &[401]).await;
+    assert!(
+        r.response.body.contains("kid") || r.response.body.contains("key"),
+        "{}",
+        r.response.body
+    );
+    assert!(
+        bad.hits("/.well-known/openid-configuration") > discovery_before,
+        "the discovery document is refreshed too"
+    );
+}
+
+/// A connection whose `key` endpoint points at a port where nothing listens.
+async fn stack_with_unreachable(key: &str) -> Stack {
+    let closed = format!("http://127.0.0.1:{}/down", support::util::free_port());
+    Stack::start(StackOptions::bad(), |c| {
+        c["providers"][BAD][key] = json!(closed);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn callback_with_the_token_endpoint_unreachable_is_a_502_page_without_session() {
+    let stack = stack_with_unreachable("access_token_url").await;
+    let r = assert_rejected_in(&stack, Mode::Good, &[502]).await;
+    assert!(
+        r.response.body.contains("unavailable"),
+        "{}",
+        r.response.body
+    );
+    assert_eq!(stack.bad().token_requests(), 0);
+}
+
+#[tokio::test]
+async fn callback_with_the_jwks_unreachable_is_a_502_page_without_session() {
+    let stack = stack_with_unreachable("jwks_uri").await;
+    let r = assert_rejected_in(&stack, Mode::Good, &[502]).await;
+    assert!(
+        r.response.body.contains("unavailable"),
+        "{}",
+        r.response.body
+    );
+    assert_eq!(stack.bad().token_requests(), 1, "the code was exchanged");
+    assert_eq!(stack.bad().jwks_fetches(), 0);
 }
 
 #[tokio::test]
@@ -414,5 +578,63 @@ async fn logs_never_contain_tokens_or_secrets() {
     assert!(
         !logs.contains(&session),
         "the logs contain the session cookie"
+    );
+}
+
+// ---- request ids in the logs ----------------------------------------------------------------
+
+/// The request id an error page shows.
+fn page_request_id(body: &str) -> String {
+    let start = body
+        .find("Request id: <code>")
+        .expect("request id on the page")
+        + 18;
+    let end = body[start..].find("</code>").unwrap() + start;
+    body[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn json_log_lines_parse_and_carry_the_request_id_shown_on_the_error_page() {
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["log"] = json!({ "format": "json", "level": "debug" });
+    })
+    .await;
+    let r = assert_rejected_in(&stack, Mode::WrongNonce, LOGIN_FAILED).await;
+    let id = page_request_id(&r.response.body);
+    let logs = stack.proxy.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    // Every line logged inside the callback's request span carries its id.
+    let in_span: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"].as_str() == Some(id.as_str()))
+        .collect();
+    assert!(
+        in_span.len() >= 2,
+        "lines of request {id} carry span.request_id: {logs}"
+    );
+    assert!(
+        in_span
+            .iter()
+            .any(|l| l["message"] == "request refused" && l["status"] == 401),
+        "the refusal is logged under the page's request id: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn text_log_lines_carry_the_request_id_shown_on_the_error_page() {
+    let stack = Stack::with_bad_op().await;
+    let r = assert_rejected_in(&stack, Mode::WrongNonce, LOGIN_FAILED).await;
+    let id = page_request_id(&r.response.body);
+    let logs = stack.proxy.logs();
+    let needle = format!("request_id={id}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&needle) && l.contains("request refused")),
+        "{needle} on the refusal line: {logs}"
     );
 }

@@ -25,11 +25,16 @@ fn yaml_file(text: &str) -> tempfile::NamedTempFile {
 
 /// Runs `sso-proxy --check-config [--config FILE]` with exactly `envs` (killed after 30 s).
 fn run(file: Option<&tempfile::NamedTempFile>, envs: &[(&str, &str)]) -> Outcome {
+    run_mode(file, envs, true)
+}
+
+/// Runs `sso-proxy [--check-config] [--config FILE]`: `check: false` is a real start-up.
+fn run_mode(file: Option<&tempfile::NamedTempFile>, envs: &[(&str, &str)], check: bool) -> Outcome {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sso-proxy"));
-    command
-        .env_clear()
-        .envs(envs.iter().copied())
-        .arg("--check-config");
+    command.env_clear().envs(envs.iter().copied());
+    if check {
+        command.arg("--check-config");
+    }
     if let Some(file) = file {
         command.arg("--config").arg(file.path());
     }
@@ -254,4 +259,126 @@ fn config_file_can_come_from_sso_proxy_config() {
     assert!(outcome
         .stdout
         .contains("public_url: https://app.example.com/"));
+}
+
+// ---- TLS and CA files are parsed during validation ------------------------------------------
+
+/// A self-signed certificate and its key, as PEM files in `dir`.
+fn pem_pair(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let pair = rcgen::generate_simple_self_signed(vec![format!("{name}.test")]).unwrap();
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// Both `--check-config` and a real start-up exit 64 naming `key`, with a free port to bind.
+fn assert_file_problem(yaml: &str, key: &str) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = yaml_file(&format!(
+        "{VALID}listen: 127.0.0.1:{port}\nsession: {{secret: {SECRET}}}\n{yaml}"
+    ));
+    assert_invalid(&run(Some(&file), &[]), key);
+    let started = run_mode(Some(&file), &[], false);
+    assert_invalid(&started, key);
+}
+
+#[test]
+fn garbage_tls_certificate_exits_64_and_names_tls_cert_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key) = pem_pair(dir.path(), "a");
+    let cert = dir.path().join("garbage.crt");
+    std::fs::write(&cert, "this is not a certificate\n").unwrap();
+    let yaml = format!(
+        "tls: {{cert_file: {}, key_file: {}}}\n",
+        cert.display(),
+        key.display()
+    );
+    assert_file_problem(&yaml, "tls.cert_file");
+}
+
+#[test]
+fn tls_key_that_is_missing_or_not_the_certificates_exits_64_and_names_tls_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_cert, _) = pem_pair(dir.path(), "a");
+    let (_, b_key) = pem_pair(dir.path(), "b");
+    let mismatched = format!(
+        "tls: {{cert_file: {}, key_file: {}}}\n",
+        a_cert.display(),
+        b_key.display()
+    );
+    assert_file_problem(&mismatched, "tls.key_file");
+    // A certificate where the key should be: no private key in the PEM.
+    let no_key = format!("tls: {{cert_file: {0}, key_file: {0}}}\n", a_cert.display());
+    assert_file_problem(&no_key, "tls.key_file");
+}
+
+#[test]
+fn upstream_ca_file_without_a_certificate_exits_64_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key) = pem_pair(dir.path(), "a");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    for file in [&garbage, &key] {
+        assert_file_problem(
+            &format!("upstream_ca_file: {}\n", file.display()),
+            "upstream_ca_file",
+        );
+    }
+}
+
+#[test]
+fn valid_tls_and_ca_files_pass_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = pem_pair(dir.path(), "a");
+    let file = yaml_file(&format!(
+        "{VALID}session: {{secret: {SECRET}}}\nupstream_ca_file: {0}\ntls: {{cert_file: {0}, key_file: {1}}}\n",
+        cert.display(),
+        key.display()
+    ));
+    let outcome = run(Some(&file), &[]);
+    assert_eq!(outcome.code, Some(0), "stderr:\n{}", outcome.stderr);
+}
+
+// ---- `<key>_file` secrets ---------------------------------------------------------------------
+
+#[test]
+fn missing_secret_files_exit_64_and_name_their_keys() {
+    let missing = "/nonexistent/sso-proxy-secret";
+    let file = yaml_file(&format!(
+        "{VALID}session: {{secret: {SECRET}}}\nadmin: {{token_file: {missing}}}\n\
+providers:\n  corp:\n    issuer: https://idp.example.com\n    client_id: app\n    client_secret_file: {missing}\n"
+    ));
+    let outcome = run(Some(&file), &[]);
+    assert_invalid(&outcome, "admin.token_file");
+    assert_invalid(&outcome, "providers.corp.client_secret_file");
+}
+
+#[test]
+fn secret_files_are_read_and_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin-token");
+    let client = dir.path().join("client-secret");
+    std::fs::write(&token, "admin-token-from-a-file-0123456789\n").unwrap();
+    std::fs::write(&client, "client-secret-from-a-file-0123456789\n").unwrap();
+    let file = yaml_file(&format!(
+        "{VALID}session: {{secret: {SECRET}}}\nadmin: {{token_file: {}}}\n\
+providers:\n  corp:\n    issuer: https://idp.example.com\n    client_id: app\n    client_secret_file: {}\n",
+        token.display(),
+        client.display()
+    ));
+    let outcome = run(Some(&file), &[]);
+    assert_eq!(outcome.code, Some(0), "stderr:\n{}", outcome.stderr);
+    for secret in ["admin-token-from-a-file", "client-secret-from-a-file"] {
+        assert!(!outcome.stdout.contains(secret), "{}", outcome.stdout);
+    }
 }

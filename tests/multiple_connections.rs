@@ -47,6 +47,24 @@ async fn chooser_lists_every_active_connection() {
         !page.body.contains("Dormant IdP"),
         "inactive connections are not listed"
     );
+    // Self-contained: no scripts, stylesheets, images or other resources from anywhere.
+    let lower = page.body.to_ascii_lowercase();
+    for asset in [
+        "<script", "<link", "src=", "url(", "@import", "http://", "https://",
+    ] {
+        assert!(
+            !lower.contains(asset),
+            "the chooser page loads nothing external ({asset}): {}",
+            page.body
+        );
+    }
+    for id in [LOCAL, BAD] {
+        assert!(
+            page.body.contains(&format!("provider={id}")) && page.body.contains("rd=%2Fafter"),
+            "each button starts that connection's login with rd: {}",
+            page.body
+        );
+    }
 }
 
 #[tokio::test]

@@ -561,6 +561,125 @@ async fn explicit_endpoints_beat_discovery() {
     assert_eq!(bad.hits("/revoke"), 0);
 }
 
+/// `issuer` plus the endpoints a login needs, with the IdP's discovery document gone.
+fn standalone_block(bad: &support::bad_op::BadOp, extra: Value) -> Value {
+    bad.set_discovery_available(false);
+    let mut block = bad_block(bad, "custom");
+    merge(
+        &mut block,
+        json!({
+            "authorize_url": bad.url("/alt/authorize"),
+            "access_token_url": bad.url("/alt/token"),
+            "jwks_uri": bad.url("/alt/jwks"),
+            "userinfo_url": bad.url("/alt/userinfo"),
+            "user_info_from_id_token": false,
+        }),
+    );
+    merge(&mut block, extra);
+    block
+}
+
+#[tokio::test]
+async fn explicit_endpoints_with_issuer_stand_alone_without_discovery() {
+    let stack = BadStack::new("bad", Default::default())
+        .start(|bad| standalone_block(bad, json!({})), |_| {})
+        .await;
+    let b = Browser::new();
+    let ready = b.api_get(&stack.url("/_sso/readyz")).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let b = logged_in(&stack, "bad").await;
+    let me = stack.assert_logged_in(&b).await;
+    assert_eq!(me["user"], "dave");
+    let bad = stack.bad();
+    assert_eq!(bad.hits("/alt/token"), 1);
+    assert_eq!(
+        bad.hits("/alt/userinfo"),
+        1,
+        "claims came from userinfo_url"
+    );
+    assert!(bad.hits("/alt/jwks") >= 1);
+    // Without a document, client_secret_basic is used.
+    assert_eq!(bad.token_auth_methods(), vec!["client_secret_basic"]);
+}
+
+#[tokio::test]
+async fn explicit_endpoints_missing_one_still_need_discovery() {
+    // Userinfo is where the claims come from, but no userinfo_url is set: not enough to stand
+    // alone, and discovery is gone, so the connection is never ready.
+    let mut stack = BadStack::new("bad", Default::default());
+    stack.wait_ready = false;
+    let stack = stack
+        .start(
+            |bad| {
+                let mut block = standalone_block(bad, json!({}));
+                block.as_object_mut().unwrap().remove("userinfo_url");
+                block
+            },
+            |_| {},
+        )
+        .await;
+    support::util::wait_for(
+        "the discovery document to be asked for",
+        std::time::Duration::from_secs(5),
+        || async { (stack.bad().hits("/.well-known/openid-configuration") >= 1).then_some(()) },
+    )
+    .await;
+    let ready = Browser::new().api_get(&stack.url("/_sso/readyz")).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("bad"), "{}", ready.body);
+}
+
+// ---- client authentication and secret files -----------------------------------------------
+
+#[tokio::test]
+async fn client_secret_post_is_used_when_it_is_the_only_advertised_method() {
+    let stack = BadStack::new("bad", Default::default())
+        .start(
+            |bad| {
+                // The OP advertises and accepts only client_secret_post (like a real OP would).
+                bad.set_auth_methods(&["client_secret_post"]);
+                bad_block(bad, "custom")
+            },
+            |_| {},
+        )
+        .await;
+    let b = logged_in(&stack, "bad").await;
+    stack.assert_logged_in(&b).await;
+    let bad = stack.bad();
+    assert_eq!(bad.token_auth_methods(), vec!["client_secret_post"]);
+    let params = bad.last_token_params().unwrap();
+    assert!(
+        params.contains(&("client_id".to_owned(), bad.client_id.clone())),
+        "client_id in the form: {params:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_secret_file_is_read_for_the_token_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client-secret");
+    let stack = BadStack::new("bad", Default::default())
+        .start(
+            |bad| {
+                // One trailing newline, as `echo` writes it, is trimmed.
+                std::fs::write(&file, format!("{}\n", bad.client_secret)).unwrap();
+                let mut block = bad_block(bad, "custom");
+                block.as_object_mut().unwrap().remove("client_secret");
+                block["client_secret_file"] = json!(file.display().to_string());
+                block
+            },
+            |_| {},
+        )
+        .await;
+    let b = logged_in(&stack, "bad").await;
+    stack.assert_logged_in(&b).await;
+    assert_eq!(
+        stack.bad().token_auth_methods(),
+        vec!["client_secret_basic"]
+    );
+    assert!(stack.bad().token_errors().is_empty());
+}
+
 // ---- the callback URL, display_name ------------------------------------------------------------
 
 #[tokio::test]

@@ -166,6 +166,116 @@ async fn cookie_store_chunks_large_sessions() {
 }
 
 #[tokio::test]
+async fn tampered_chunk_of_a_real_chunked_session_is_no_session() {
+    let stack = Stack::start(StackOptions::bad().store("cookie"), |_| {}).await;
+    let groups: Vec<String> = (0..150)
+        .map(|i| format!("group-with-a-rather-long-name-{i:03}"))
+        .collect();
+    stack.bad().set_user(BadUser {
+        groups,
+        ..BadUser::default()
+    });
+    let b = Browser::new();
+    stack.login_bad(&b, None).await.expect_success();
+    let chunks: Vec<(String, String)> = b
+        .cookies_for(stack.base())
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("sso_session_") && !name.contains("_st_"))
+        .collect();
+    let names: Vec<&str> = chunks.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"sso_session_0") && names.contains(&"sso_session_1"),
+        "the session is chunked: {names:?}"
+    );
+    let header = |chunks: &[(String, String)]| {
+        chunks
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    // Control: the chunks as issued are a session.
+    let intact = raw::get(
+        stack.proxy.port,
+        "/_sso/userinfo",
+        &[("Accept", "application/json"), ("Cookie", &header(&chunks))],
+    )
+    .await;
+    assert_eq!(intact.status, 200, "{}", intact.body);
+
+    let second = chunks
+        .iter()
+        .position(|(n, _)| n == "sso_session_1")
+        .unwrap();
+    let mut variants: Vec<(&str, Vec<(String, String)>)> = Vec::new();
+    let mut flipped = chunks.clone();
+    let value = &mut flipped[second].1;
+    let mid = value.len() / 2;
+    let replacement = if value.as_bytes()[mid] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    value.replace_range(mid..=mid, replacement);
+    variants.push(("one byte of chunk 1 flipped", flipped));
+    let mut truncated = chunks.clone();
+    let half = truncated[second].1.len() / 2;
+    truncated[second].1.truncate(half);
+    variants.push(("chunk 1 truncated", truncated));
+    let mut missing = chunks.clone();
+    missing.remove(second);
+    variants.push(("chunk 1 missing", missing));
+    let mut swapped = chunks.clone();
+    let first = swapped
+        .iter()
+        .position(|(n, _)| n == "sso_session_0")
+        .unwrap();
+    let (a, b_) = (swapped[first].1.clone(), swapped[second].1.clone());
+    swapped[first].1 = b_;
+    swapped[second].1 = a;
+    variants.push(("chunks 0 and 1 swapped", swapped));
+    for (what, cookies) in variants {
+        assert_refused_everywhere(&stack, what, &header(&cookies)).await;
+    }
+}
+
+#[tokio::test]
+async fn identity_too_large_for_the_cookie_store_gets_a_400_page_and_no_session() {
+    let stack = Stack::start(StackOptions::bad().store("cookie"), |_| {}).await;
+    // About 30 KB of groups: more than the cookie store's six chunks hold.
+    let groups: Vec<String> = (0..1000)
+        .map(|i| format!("a-group-with-a-long-name-{i:04}"))
+        .collect();
+    stack.bad().set_user(BadUser {
+        groups,
+        ..BadUser::default()
+    });
+    let b = Browser::new();
+    let r = stack.login_bad(&b, None).await;
+    assert!(r.callback_url.is_some(), "{}", r.trail_text());
+    assert_eq!(r.status(), 400, "{}", r.response.body);
+    let body = &r.response.body;
+    assert!(
+        body.contains("too large for the cookie session store"),
+        "{body}"
+    );
+    assert!(
+        body.contains("session.store"),
+        "the page names the fix: {body}"
+    );
+    assert!(body.to_lowercase().contains("request id"), "{body}");
+    stack.assert_no_secrets_in("too-large page", body);
+    let names = r.response.set_cookie_names();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("sso_session") && !n.contains("_st_")),
+        "no session cookie is set (only the pending login is cleared): {names:?}"
+    );
+    stack.assert_no_session(&b).await;
+}
+
+#[tokio::test]
 async fn logout_removes_a_memory_session_even_for_a_saved_cookie() {
     let stack = Stack::with_bad_op().await;
     let b = stack.browser_bad().await;

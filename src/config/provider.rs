@@ -112,12 +112,14 @@ fn convert(cx: &mut Ctx, id: &str, raw: RawProvider) -> Option<OidcProviderConfi
         None => None,
     };
     let (issuer, base_url, endpoints) = discovery?;
+    let issuer_text = issuer.as_ref().and(non_empty(raw.issuer.clone()));
     Some(OidcProviderConfig {
         id: id.to_owned(),
         preset,
         display_name: non_empty(raw.display_name).unwrap_or_else(|| id.to_owned()),
         active: raw.active.unwrap_or(true),
         issuer,
+        issuer_text,
         base_url,
         endpoints,
         client_id,

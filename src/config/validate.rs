@@ -170,7 +170,19 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let upstream = required_url(cx, "upstream", raw.upstream.as_deref());
     let public_url = public_url(cx, raw.public_url.as_deref());
     let upstream_ca_file = cx.existing_file("upstream_ca_file", raw.upstream_ca_file);
+    if let Some(ca) = upstream_ca_file.as_deref().filter(|p| p.is_file()) {
+        if let Err(e) = crate::tls::check_ca_file(ca) {
+            cx.error(e.config_key(), e.reason());
+        }
+    }
     let tls = tls(cx, raw.tls.unwrap_or_default());
+    if let Some(pair) = tls.as_ref() {
+        if pair.cert_file.is_file() && pair.key_file.is_file() {
+            if let Err(e) = crate::tls::CertPair::read(pair) {
+                cx.error(e.config_key(), e.reason());
+            }
+        }
+    }
     let session = session(cx, raw.session.unwrap_or_default());
     let state_path = raw.state.and_then(|s| s.path);
     if state_path.as_deref().is_some_and(|p| p.trim().is_empty()) {
@@ -197,6 +209,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let saml_providers = super::saml::convert_all(cx, raw.saml_providers, &providers);
     let public_host = public_url.as_ref().and_then(|u| u.host_str());
     let clearml = super::clearml::convert(cx, raw.clearml.unwrap_or_default(), public_host);
+    let oidc_refresh_interval = oidc_refresh_interval(cx, raw.oidc_refresh_interval.as_deref());
     Some(Config {
         listen,
         threads,
@@ -214,6 +227,7 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
         log,
         metrics_listen,
         watch_config: raw.watch_config.unwrap_or(false),
+        oidc_refresh_interval,
         admin_token: admin_token.map(Secret::new),
         directory: DirectoryConfig {
             known_users: trimmed(directory.known_users),
@@ -223,6 +237,16 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
         saml_providers,
         clearml,
     })
+}
+
+/// `oidc_refresh_interval`: default one hour, at least one second.
+fn oidc_refresh_interval(cx: &mut Ctx, value: Option<&str>) -> Duration {
+    let key = "oidc_refresh_interval";
+    let every = cx.duration(key, value, Duration::from_secs(3600));
+    if every < Duration::from_secs(1) {
+        cx.error(key, "must be at least 1s");
+    }
+    every
 }
 
 fn trimmed(items: Option<Vec<String>>) -> Vec<String> {

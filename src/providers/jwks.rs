@@ -1,6 +1,7 @@
 //! JWKS cache (DESIGN section 6, "JWKS"): key sets cached per JWKS URI in moka. The first
 //! unknown `kid` refetches at once; later refetches are limited to one per 30 s per URI and
-//! are single-flight. Cached keys keep working while the IdP is down.
+//! are single-flight per URI. Key sets in use are re-read every `oidc_refresh_interval`
+//! ([`super::key_refresh`]); cached keys keep working while the IdP is down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,7 +125,9 @@ const FETCH_RESULTS: [&str; 4] = ["success", "unreachable", "http_error", "malfo
 /// Key sets per JWKS URI, shared by every connection.
 pub struct JwksCache {
     sets: moka::future::Cache<String, Arc<KeySet>>,
-    last_refetch: Mutex<HashMap<String, Instant>>,
+    /// Per JWKS URI: the lock that makes its refetches single-flight, holding the time of its
+    /// last forced refetch. One slow IdP never holds up another's.
+    refetches: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Instant>>>>>,
     http: reqwest::Client,
     /// Fetches by result, in [`FETCH_RESULTS`] order (for the metrics).
     fetches: [AtomicU64; 4],
@@ -134,7 +137,7 @@ impl JwksCache {
     pub fn new(http: reqwest::Client) -> Self {
         JwksCache {
             sets: moka::future::Cache::builder().max_capacity(1024).build(),
-            last_refetch: Mutex::new(HashMap::new()),
+            refetches: std::sync::Mutex::new(HashMap::new()),
             http,
             fetches: Default::default(),
         }
@@ -169,7 +172,16 @@ impl JwksCache {
         self.refetch(uri, &set, kid, alg).await
     }
 
-    /// Unknown key: refetch once (single-flight, rate limited), then look again.
+    /// The single-flight lock of one JWKS URI.
+    fn lock_for(&self, name: &str) -> Arc<Mutex<Option<Instant>>> {
+        let mut locks = self
+            .refetches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Unknown key: refetch once (single-flight per URI, rate limited), then look again.
     async fn refetch(
         &self,
         uri: &Url,
@@ -182,7 +194,8 @@ impl JwksCache {
             kid: kid.map(str::to_owned),
             alg,
         };
-        let mut last = self.last_refetch.lock().await;
+        let lock = self.lock_for(&name);
+        let mut last = lock.lock().await;
         // Someone else may have refetched while we waited for the lock.
         if let Some(current) = self.sets.get(&name).await {
             if !Arc::ptr_eq(&current, seen) {
@@ -191,18 +204,32 @@ impl JwksCache {
                 }
             }
         }
-        if last
-            .get(&name)
-            .is_some_and(|t| t.elapsed() < REFETCH_INTERVAL)
-        {
+        if last.is_some_and(|t| t.elapsed() < REFETCH_INTERVAL) {
             tracing::debug!(jwks = %uri, ?kid, "unknown kid; refetch rate-limited");
             return Err(unknown());
         }
-        last.insert(name.clone(), Instant::now());
+        *last = Some(Instant::now());
         tracing::debug!(jwks = %uri, ?kid, "unknown kid; refetching JWKS");
         let fresh = self.fetch(uri).await?;
         self.sets.insert(name, fresh.clone()).await;
         fresh.find(kid, alg).ok_or_else(unknown)
+    }
+
+    /// Periodic refresh of a key set already in use: keys the IdP removed stop verifying. A
+    /// failed fetch keeps the cached keys (the IdP may be down for a moment).
+    pub async fn refresh(&self, uri: &Url) {
+        let name = uri.to_string();
+        if !self.sets.contains_key(&name) {
+            return;
+        }
+        let lock = self.lock_for(&name);
+        let _single_flight = lock.lock().await;
+        match self.fetch(uri).await {
+            Ok(fresh) => self.sets.insert(name, fresh).await,
+            Err(e) => {
+                tracing::warn!(jwks = %uri, error = %e, "JWKS refresh failed; keeping the cached keys")
+            }
+        }
     }
 
     async fn fetch(&self, uri: &Url) -> Result<Arc<KeySet>, JwksError> {

@@ -118,6 +118,9 @@ pub struct OidcProvider {
     /// This build of the connection's settings (see [`super::retired`]).
     pub generation: u64,
     metadata: ArcSwapOption<Metadata>,
+    /// The explicit settings alone make the connection usable ([`configured_metadata`]):
+    /// it is ready without discovery, which then only adds what the settings leave out.
+    standalone: bool,
     http: reqwest::Client,
     jwks: Arc<JwksCache>,
 }
@@ -136,9 +139,11 @@ impl OidcProvider {
         if !config.verify_token_signature {
             tracing::warn!(provider = %config.id, "verify_token_signature is off: ID-token signatures are NOT checked (insecure)");
         }
+        let configured = configured_metadata(&config).map(Arc::new);
         let provider = OidcProvider {
             generation: super::retired::next_generation(),
-            metadata: ArcSwapOption::empty(),
+            standalone: configured.is_some(),
+            metadata: ArcSwapOption::new(configured),
             config,
             redirect_uri,
             http,
@@ -161,6 +166,11 @@ impl OidcProvider {
 
     pub fn is_ready(&self) -> bool {
         self.metadata.load().is_some()
+    }
+
+    /// Whether the explicit endpoints stand alone (no discovery document is needed).
+    pub fn is_standalone(&self) -> bool {
+        self.standalone
     }
 
     /// The discovery URL: `issuer`, or Keycloak's `base_url`.
@@ -193,6 +203,20 @@ impl OidcProvider {
             tracing::info!(provider = %self.config.id, ?metadata, "discovery done");
         }
         Ok(metadata)
+    }
+
+    /// Fetch the discovery document again (periodic refresh, or the first look for a
+    /// standalone connection). A failure keeps the metadata in use.
+    pub async fn refresh_discovery(&self) {
+        match self.discover().await {
+            Ok(_) => tracing::debug!(provider = %self.config.id, "discovery refreshed"),
+            Err(e) if self.standalone => {
+                tracing::debug!(provider = %self.config.id, error = %e, "no usable discovery document; the configured endpoints are used alone")
+            }
+            Err(e) => {
+                tracing::warn!(provider = %self.config.id, error = %e, keeping_last_good = self.is_ready(), "discovery refresh failed")
+            }
+        }
     }
 
     async fn discover_from_endpoints(&self) -> Result<Discovery, OidcError> {
@@ -656,6 +680,32 @@ impl OidcProvider {
             .await
             .map_err(|_| OidcError::Userinfo("the answer is not a JSON object".into()))
     }
+}
+
+/// Metadata from the settings alone, when they are enough for a login: `issuer`, the
+/// authorization and token endpoints, `jwks_uri` when signatures are verified, and
+/// `userinfo_url` when the claims come from the userinfo endpoint.
+fn configured_metadata(c: &OidcProviderConfig) -> Option<Metadata> {
+    let e = &c.endpoints;
+    let needs_userinfo = match c.preset {
+        Preset::Keycloak => !c.get_info_from_access_token,
+        _ => !c.user_info_from_id_token,
+    };
+    let jwks_ok = e.jwks_uri.is_some() || !c.verify_token_signature;
+    let userinfo_ok = e.userinfo_url.is_some() || !needs_userinfo;
+    if !(jwks_ok && userinfo_ok) {
+        return None;
+    }
+    Some(Metadata {
+        issuer: c.issuer_text.clone()?,
+        authorization_endpoint: e.authorize_url.clone()?,
+        token_endpoint: e.access_token_url.clone()?,
+        userinfo_endpoint: e.userinfo_url.clone(),
+        jwks_uri: e.jwks_uri.clone(),
+        end_session_endpoint: e.end_session_url.clone(),
+        revocation_endpoint: e.revocation_url.clone(),
+        token_auth_methods: Vec::new(),
+    })
 }
 
 fn merge(c: &OidcProviderConfig, d: Discovery) -> Result<Metadata, OidcError> {

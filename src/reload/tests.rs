@@ -63,8 +63,12 @@ fn other_settings_are_named_secrets_included() {
 #[test]
 fn tls_files_may_change_but_turning_https_on_needs_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["a.crt", "a.key", "b.crt", "b.key"] {
-        std::fs::write(dir.path().join(name), "x").unwrap();
+    // The files are parsed during validation, so they must be real PEM pairs.
+    for name in ["a", "b"] {
+        let pair = rcgen::generate_simple_self_signed(vec![format!("{name}.test")]).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.crt")), pair.cert.pem()).unwrap();
+        let key = pair.key_pair.serialize_pem();
+        std::fs::write(dir.path().join(format!("{name}.key")), key).unwrap();
     }
     let tls = |n: &str| {
         format!(

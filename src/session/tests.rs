@@ -243,6 +243,27 @@ fn every_create_issues_a_new_id() {
 }
 
 #[test]
+fn memory_store_holds_at_most_max_entries_and_evicts_the_oldest() {
+    let mut bounded = config(SessionStoreKind::Memory);
+    bounded.max_entries = 2;
+    let store = memory::MemoryStore::new(&bounded, false);
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        cookies.push(store.create(session(10), NOW).ready().unwrap());
+        // moka evicts in its maintenance tasks; run them so the order is the creation order.
+        store.run_pending_tasks();
+    }
+    assert!(store.entry_count() <= 2, "{} entries", store.entry_count());
+    assert!(
+        store.load(&request(&cookies[0]), NOW).ready().is_none(),
+        "the oldest session was evicted"
+    );
+    for newer in &cookies[1..] {
+        assert!(store.load(&request(newer), NOW).ready().is_some());
+    }
+}
+
+#[test]
 fn destroy_removes_the_server_side_session() {
     let store = build_store(&config(SessionStoreKind::Memory), false).unwrap();
     let set = store.create(session(10), NOW).ready().unwrap();

@@ -437,6 +437,15 @@ struct State {
     revocations: Vec<(String, String)>,
     /// `METHOD path` of every request, in order.
     requests: Vec<String>,
+    // Endpoint availability.
+    /// `false`: discovery answers 404 (explicit endpoints must stand alone).
+    discovery_available: bool,
+    /// Answer the JWKS with this status and no keys (the IdP having a bad day).
+    jwks_status: Option<u16>,
+    /// Wait this long before answering the JWKS (a slow IdP; lets concurrent requests overlap).
+    jwks_delay: std::time::Duration,
+    /// Token endpoint client authentication methods advertised and accepted.
+    auth_methods: Vec<String>,
 }
 
 impl State {
@@ -523,6 +532,10 @@ impl BadOp {
             reused_refresh_tokens: 0,
             revocations: Vec::new(),
             requests: Vec::new(),
+            discovery_available: true,
+            jwks_status: None,
+            jwks_delay: std::time::Duration::ZERO,
+            auth_methods: vec!["client_secret_basic".into(), "client_secret_post".into()],
         }));
         let shared = state.clone();
         let handler: Handler = Arc::new(move |req| {
@@ -735,6 +748,35 @@ impl BadOp {
         claims
     }
 
+    /// `false`: `/.well-known/openid-configuration` answers 404 from now on.
+    pub fn set_discovery_available(&self, on: bool) {
+        self.with(|s| s.discovery_available = on);
+    }
+
+    /// `Some(status)`: the JWKS endpoint answers that status (fetches still count).
+    pub fn set_jwks_status(&self, status: Option<u16>) {
+        self.with(|s| s.jwks_status = status);
+    }
+
+    /// Delay every JWKS answer.
+    pub fn set_jwks_delay(&self, delay: std::time::Duration) {
+        self.with(|s| s.jwks_delay = delay);
+    }
+
+    /// Advertise (in discovery) and accept only these client authentication methods.
+    pub fn set_auth_methods(&self, methods: &[&str]) {
+        self.with(|s| s.auth_methods = methods.iter().map(|m| (*m).to_owned()).collect());
+    }
+
+    /// The JWKS stops serving the primary key (it serves a new one instead), while tokens are
+    /// still signed with it: a key the IdP removed, e.g. after a compromise.
+    pub fn remove_primary_key_from_jwks(&self) {
+        self.with(|s| {
+            let next = s.key("next");
+            s.served = vec![next];
+        });
+    }
+
     pub fn jwks_fetches(&self) -> usize {
         self.with(|s| s.jwks_fetches)
     }
@@ -879,11 +921,21 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Response<Bo
     match (method, found) {
         (Method::GET, Some(Endpoint::Discovery)) => {
             let s = state.lock().expect("lock");
+            if !s.discovery_available {
+                return http_server::response(404, "text/plain", "not found");
+            }
             http_server::json_response(200, &discovery(&s))
         }
         (Method::GET, Some(Endpoint::Jwks)) => {
+            let delay = state.lock().expect("lock").jwks_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let mut s = state.lock().expect("lock");
             s.jwks_fetches += 1;
+            if let Some(status) = s.jwks_status {
+                return http_server::response(status, "text/plain", "JWKS unavailable");
+            }
             let keys: Vec<Value> = s.served.iter().map(|k| k.public_jwk()).collect();
             http_server::json_response(200, &json!({ "keys": keys }))
         }
@@ -948,7 +1000,7 @@ fn discovery(s: &State) -> Value {
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": s.auth_methods,
         "code_challenge_methods_supported": ["S256", "plain"],
         "scopes_supported": ["openid", "profile", "email", "groups", "offline_access"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "email",
@@ -1098,6 +1150,14 @@ fn authenticate(
             "no client authentication".into(),
         ));
     };
+    if !s.auth_methods.iter().any(|m| m == method) {
+        return Some(oauth_error(
+            s,
+            401,
+            "invalid_client",
+            format!("{method} is not a supported client authentication method"),
+        ));
+    }
     if id != s.client_id || secret != s.client_secret {
         return Some(oauth_error(
             s,

@@ -187,6 +187,15 @@ async fn handle(
             .expect("valid response");
     }
 
+    // `/slow?ms=N`: a slow app, answering N milliseconds after recording the request.
+    let delay = (path == "/slow").then(|| {
+        let ms = query
+            .as_deref()
+            .and_then(|q| q.strip_prefix("ms="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        std::time::Duration::from_millis(ms)
+    });
     let body = String::from_utf8_lossy(&http_server::read_body(req.into_body()).await).into_owned();
     let record = EchoRequest {
         method,
@@ -197,5 +206,8 @@ async fn handle(
     };
     let json = serde_json::to_value(&record).expect("serialize");
     recorded.lock().expect("lock").push(record);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     http_server::json_response(200, &json)
 }
