@@ -220,3 +220,39 @@ async fn health_endpoints_answer_without_session() {
     assert_eq!(b.api_get(&stack.url("/_sso/readyz")).await.status, 200);
     assert_eq!(stack.echo.request_count(), 0);
 }
+
+#[tokio::test]
+async fn with_pass_authorization_a_client_authorization_never_reaches_a_skip_auth_route() {
+    // The upstream then takes `Authorization: Bearer <id_token>` as identity.
+    let stack = Stack::start(StackOptions::bad(), |c| {
+        c["skip_auth"] = json!(["^/public/"]);
+        c["headers"] = json!({ "pass_authorization": true });
+    })
+    .await;
+    let r = raw::get(
+        stack.proxy.port,
+        "/public/page",
+        &[
+            ("Accept", "*/*"),
+            ("Authorization", "Bearer forged.id.token"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = stack.echo.last_to("/public/page").expect("forwarded");
+    assert_eq!(seen.header("authorization"), None);
+}
+
+#[tokio::test]
+async fn without_pass_authorization_an_apps_own_authorization_reaches_a_skip_auth_route() {
+    let stack = stack().await;
+    let r = raw::get(
+        stack.proxy.port,
+        "/public/api",
+        &[("Accept", "*/*"), ("Authorization", "Bearer app-token")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = stack.echo.last_to("/public/api").expect("forwarded");
+    assert_eq!(seen.header("authorization"), Some("Bearer app-token"));
+}

@@ -731,3 +731,15 @@ fn session_store_redis_urls() {
         "{p:?}"
     );
 }
+
+#[test]
+fn pass_authorization_and_the_clearml_bridge_exclude_each_other() {
+    let yaml = "headers:\n  pass_authorization: true\nclearml:\n  enabled: true\n  api_url: http://apiserver:8008\n  api_key: k\n  api_secret: s\n";
+    let p = problems(Some(yaml), &[]);
+    assert!(
+        has(&p, "headers.pass_authorization", "clearml.enabled"),
+        "{p:?}"
+    );
+    let without_bridge = format!("{BASE}headers:\n  pass_authorization: true\n");
+    assert!(ok(Some(&without_bridge), &[]).headers.pass_authorization);
+}

@@ -209,6 +209,14 @@ pub(crate) fn convert(raw: RawConfig, cx: &mut Ctx) -> Option<Config> {
     let saml_providers = super::saml::convert_all(cx, raw.saml_providers, &providers);
     let public_host = public_url.as_ref().and_then(|u| u.host_str());
     let clearml = super::clearml::convert(cx, raw.clearml.unwrap_or_default(), public_host);
+    if clearml.is_some() && headers.pass_authorization {
+        // The bridge tells API clients by their own Authorization, and ClearML reads its
+        // token from it: an ID token there would replace both.
+        cx.error(
+            "headers.pass_authorization",
+            "cannot be used with clearml.enabled (ClearML clients send their own Authorization)",
+        );
+    }
     let oidc_refresh_interval = oidc_refresh_interval(cx, raw.oidc_refresh_interval.as_deref());
     Some(Config {
         listen,

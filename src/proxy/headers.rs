@@ -50,6 +50,10 @@ impl StripRules {
             &config.name,
         ];
         exact.extend(configured.into_iter().flatten().map(|n| canonical(n)));
+        if config.pass_authorization {
+            // `Authorization: Bearer <id_token>` is then an identity header of ours.
+            exact.push("authorization".to_owned());
+        }
         exact.sort();
         exact.dedup();
         let prefixes = RESERVED_PREFIXES
@@ -249,6 +253,23 @@ mod tests {
         let left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["accept", "connection"]);
         assert_eq!(req.headers.get("connection").unwrap(), "keep-alive");
+    }
+
+    #[test]
+    fn authorization_is_ours_only_when_pass_authorization_is_on() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Authorization", "Bearer client").unwrap();
+        strip_reserved(&mut req, &StripRules::new(&names(), &[]));
+        assert!(
+            req.headers.get("authorization").is_some(),
+            "an app's own token passes"
+        );
+        let on = HeadersConfig {
+            pass_authorization: true,
+            ..names()
+        };
+        strip_reserved(&mut req, &StripRules::new(&on, &[]));
+        assert!(req.headers.get("authorization").is_none());
     }
 
     #[test]
