@@ -382,3 +382,46 @@ providers:\n  corp:\n    issuer: https://idp.example.com\n    client_id: app\n  
         assert!(!outcome.stdout.contains(secret), "{}", outcome.stdout);
     }
 }
+
+#[test]
+fn command_line_beats_environment_beats_file() {
+    let file = yaml_file(&format!(
+        "{VALID}listen: 127.0.0.1:1001\nlog:\n  level: warn\n  format: json\nsession:\n  secret: {SECRET}\n"
+    ));
+    let envs = [
+        ("SSO_PROXY__LISTEN", "127.0.0.1:1002"),
+        ("SSO_PROXY__LOG__LEVEL", "debug"),
+    ];
+    let run_with = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sso-proxy"))
+            .env_clear()
+            .envs(envs)
+            .arg("--check-config")
+            .arg("--config")
+            .arg(file.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        let printed: serde_yaml::Value = serde_yaml::from_slice(&output.stdout).unwrap();
+        printed
+    };
+    let env_over_file = run_with(&[]);
+    assert_eq!(env_over_file["listen"], "127.0.0.1:1002");
+    assert_eq!(env_over_file["log"]["level"], "debug");
+    assert_eq!(
+        env_over_file["log"]["format"], "json",
+        "the file's own value"
+    );
+    let cli = run_with(&[
+        "--listen",
+        "127.0.0.1:1003",
+        "--log-level",
+        "error",
+        "--upstream",
+        "http://other:9000",
+    ]);
+    assert_eq!(cli["listen"], "127.0.0.1:1003");
+    assert_eq!(cli["log"]["level"], "error");
+    assert_eq!(cli["upstream"], "http://other:9000/");
+}
