@@ -36,6 +36,7 @@ mod pkce;
 mod readme_reference;
 mod reload;
 mod replicas;
+mod saml_browser;
 mod saml_config;
 mod saml_login;
 mod saml_security;

@@ -219,6 +219,7 @@ async fn saml_url_metadata_gates_readiness_is_refreshed_and_survives_fetch_failu
         echo,
         config,
         public_url: format!("http://127.0.0.1:{port}"),
+        tls: None,
     };
     assert!(login_location(&stack)
         .await
@@ -336,6 +337,7 @@ async fn saml_authn_request_is_signed_with_the_key_from_clearml_secure_variables
         echo,
         config,
         public_url,
+        tls: None,
     };
     let begun = stack.begin(&Browser::new(), "corp").await;
     let pairs = raw_query_pairs(&begun.location);
@@ -414,6 +416,7 @@ async fn saml_url_metadata_without_signing_certificate_never_becomes_ready() {
         echo,
         config,
         public_url,
+        tls: None,
     };
     let client = Browser::new();
     for _ in 0..4 {

@@ -90,12 +90,19 @@ fn user(name: &str, display: &str, groups: &[&str]) -> String {
 impl SimpleSamlIdp {
     /// Writes the configuration for `sp` and starts `php -S`; waits until the metadata answers.
     pub async fn start(sp: &SpEntry) -> Self {
+        Self::start_at(sp, "127.0.0.1").await
+    }
+
+    /// As [`start`](Self::start), with `host` (e.g. `localhost`, another site than the proxy's
+    /// `127.0.0.1`) in the IdP's base URL, entity id and endpoints; `php -S` still listens on
+    /// 127.0.0.1.
+    pub async fn start_at(sp: &SpEntry, host: &str) -> Self {
         assert!(
             available(),
             "SimpleSAMLphp is not installed: apt-get install -y simplesamlphp php-cli php-xml"
         );
         let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://{host}:{port}");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         for sub in [

@@ -9,6 +9,7 @@ use url::Url;
 use super::browser::{Browser, Page};
 use super::echo::EchoUpstream;
 use super::proxy::{spawn_proxy_with, Proxy};
+use super::stack::test_certificate;
 use super::util::{free_port, random_string};
 
 pub struct SamlStack {
@@ -16,6 +17,8 @@ pub struct SamlStack {
     pub echo: EchoUpstream,
     pub config: Value,
     pub public_url: String,
+    /// With [`SamlStack::start_https`]: the certificate's PEM, and the directory holding its files.
+    pub tls: Option<(String, tempfile::TempDir)>,
 }
 
 /// A SAML connection block.
@@ -33,9 +36,25 @@ impl SamlStack {
     /// Echo upstream + proxy on `port` (0: a free one) with `providers`; `tweak` edits the
     /// config before start. Waits for readiness.
     pub async fn start(port: u16, providers: Value, tweak: impl FnOnce(&mut Value)) -> Self {
+        Self::start_scheme(port, providers, false, tweak).await
+    }
+
+    /// As [`start`](Self::start), serving HTTPS (`tls:` with a test-time certificate for
+    /// 127.0.0.1 and localhost) with an `https://127.0.0.1:<port>` public URL.
+    pub async fn start_https(port: u16, providers: Value, tweak: impl FnOnce(&mut Value)) -> Self {
+        Self::start_scheme(port, providers, true, tweak).await
+    }
+
+    async fn start_scheme(
+        port: u16,
+        providers: Value,
+        https: bool,
+        tweak: impl FnOnce(&mut Value),
+    ) -> Self {
         let echo = EchoUpstream::start();
         let port = if port == 0 { free_port() } else { port };
-        let public_url = format!("http://127.0.0.1:{port}");
+        let scheme = if https { "https" } else { "http" };
+        let public_url = format!("{scheme}://127.0.0.1:{port}");
         let mut config = json!({
             "listen": format!("127.0.0.1:{port}"),
             "upstream": echo.url,
@@ -43,6 +62,11 @@ impl SamlStack {
             "session": { "secret": random_string(48) },
             "log": { "level": "debug" },
             "providers": providers,
+        });
+        let tls = https.then(|| {
+            let (block, pem, dir) = test_certificate();
+            config["tls"] = block;
+            (pem, dir)
         });
         tweak(&mut config);
         let yaml = serde_yaml::to_string(&config).expect("yaml");
@@ -52,6 +76,7 @@ impl SamlStack {
             echo,
             config,
             public_url,
+            tls,
         }
     }
 

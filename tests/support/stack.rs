@@ -88,7 +88,7 @@ pub struct Stack {
 
 /// A self-signed certificate for 127.0.0.1 and localhost in a new temp dir: the proxy's `tls`
 /// block for it, its PEM, and the directory.
-fn test_certificate() -> (Value, String, tempfile::TempDir) {
+pub fn test_certificate() -> (Value, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
         .expect("test certificate");
