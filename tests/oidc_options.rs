@@ -754,6 +754,8 @@ async fn debug_logs_the_flow_without_tokens() {
     let refused = Browser::new();
     let result = login(&stack, "bad", &refused).await;
     assert_eq!(result.status(), 403, "{}", result.response.body);
+    // The proxy's output reaches the test through a pipe: wait for the last line expected.
+    stack.proxy.wait_for_log("login refused", 1).await;
     let logs = stack.proxy.logs();
     // Text logs may colour field names, so look for the parts, not `provider=bad`.
     let flow: Vec<&str> = logs.lines().filter(|l| l.contains("bad")).collect();
