@@ -235,6 +235,10 @@ impl RedisCluster {
                         .to_string(),
                     "--cluster-node-timeout".into(),
                     "2000".into(),
+                    // Its own free port: the default (port + 10000) may be taken, or above
+                    // 65535 for a port from the ephemeral range.
+                    "--cluster-port".into(),
+                    free_port().to_string(),
                 ])
             })
             .collect();
