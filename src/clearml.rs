@@ -147,14 +147,8 @@ impl Bridge {
     /// Start-up check: our credential logs in; remember its company.
     pub async fn check(&self) -> Result<(), ClearmlError> {
         let data = self.call("auth.login", json!({}), None).await?;
-        let token = data
-            .get("token")
-            .and_then(Value::as_str)
-            .ok_or(ClearmlError::Malformed {
-                endpoint: "auth.login",
-                status: 200,
-            })?;
-        if let Some(company) = token_claim(token, &["identity", "company"]) {
+        let token = answer_field(&data, "token", "auth.login")?;
+        if let Some(company) = token_claim(&token, &["identity", "company"]) {
             self.company.store(Some(std::sync::Arc::new(company)));
         }
         self.ready.store(true, Ordering::Relaxed);
@@ -241,28 +235,16 @@ impl Bridge {
             }
         }
         let data = self.call("auth.create_user", body, None).await?;
-        let id = data
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or(ClearmlError::Malformed {
-                endpoint: "auth.create_user",
-                status: 200,
-            })?;
+        let id = answer_field(&data, "id", "auth.create_user")?;
         tracing::info!(clearml_user = %id, role, "ClearML user created");
-        Ok(id.to_owned())
+        Ok(id)
     }
 
     /// A token for `user_id` by impersonation, lasting `token_lifetime`.
     pub async fn token_for(&self, user_id: &str) -> Result<String, ClearmlError> {
         let body = json!({"expiration_sec": self.config.token_lifetime.as_secs()});
         let data = self.call("auth.login", body, Some(user_id)).await?;
-        data.get("token")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or(ClearmlError::Malformed {
-                endpoint: "auth.login",
-                status: 200,
-            })
+        answer_field(&data, "token", "auth.login")
     }
 
     /// A new token for `user_id` in place of `current` (the browser's cookie, if any), single-flight:
@@ -384,6 +366,17 @@ pub fn unauthorized_envelope(endpoint: &str, request_id: &str) -> Value {
 pub fn action(path: &str) -> &str {
     let path = path.strip_suffix('/').unwrap_or(path);
     path.rsplit('/').next().unwrap_or_default()
+}
+
+/// A string field of a successful call's `data`; its absence makes the answer malformed.
+fn answer_field(data: &Value, name: &str, endpoint: &'static str) -> Result<String, ClearmlError> {
+    data.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(ClearmlError::Malformed {
+            endpoint,
+            status: 200,
+        })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::echo::EchoUpstream;
@@ -136,14 +136,13 @@ async fn https_upstream_is_verified_against_the_ca_file() {
     assert!(echo.last_to("/untrusted").is_none());
 }
 
-#[test]
-fn sigterm_stops_the_proxy_gracefully() {
-    let echo = EchoUpstream::start();
-    let port = free_port();
+/// The real binary passing everything to `echo`, started on `port` and accepting connections.
+/// The temp dir holds its config and must outlive it.
+fn spawn_binary(port: u16, echo: &EchoUpstream) -> (Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
     std::fs::write(&path, pass_through_config(port, &echo.url, "")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sso-proxy"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sso-proxy"))
         .arg("--config")
         .arg(&path)
         .stdout(Stdio::null())
@@ -155,12 +154,20 @@ fn sigterm_stops_the_proxy_gracefully() {
         assert!(Instant::now() < deadline, "proxy did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (child, dir)
+}
+
+fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Waits up to 15 s for the process to end and checks it exited 0.
+fn assert_exits_cleanly(child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -173,6 +180,15 @@ fn sigterm_stops_the_proxy_gracefully() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+#[test]
+fn sigterm_stops_the_proxy_gracefully() {
+    let echo = EchoUpstream::start();
+    let port = free_port();
+    let (mut child, _dir) = spawn_binary(port, &echo);
+    sigterm(&child);
+    assert_exits_cleanly(&mut child);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "listener closed"
@@ -184,21 +200,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
     use std::io::{Read as _, Write as _};
     let echo = EchoUpstream::start();
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(&path, pass_through_config(port, &echo.url, "")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sso-proxy"))
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "proxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut child, _dir) = spawn_binary(port, &echo);
     // A request the upstream answers only after 2 s, started before the SIGTERM.
     let request = std::thread::spawn(move || {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -222,12 +224,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child);
     let answer = request.join().unwrap();
     assert!(
         answer.starts_with("HTTP/1.1 200"),
@@ -237,16 +234,5 @@ fn sigterm_lets_an_in_flight_request_finish() {
         answer.contains("/slow"),
         "with the upstream's answer: {answer}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "proxy did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+    assert_exits_cleanly(&mut child);
 }

@@ -363,7 +363,7 @@ impl OidcProvider {
         };
         let mut claims = self.verify(&meta, &id_token, &want).await?;
         let sub = claims.get("sub").cloned();
-        if self.config.preset == Preset::Keycloak && self.config.get_info_from_access_token {
+        if reads_access_token(&self.config) {
             if let Some(at) = tokens.access_token.as_deref() {
                 let want_at = Expectations {
                     nonce: None,
@@ -382,8 +382,7 @@ impl OidcProvider {
                 }
                 merge_claims(&mut claims, at_claims);
             }
-        } else if !self.config.user_info_from_id_token || self.config.preset == Preset::Keycloak {
-            // Keycloak with `get_info_from_access_token: false` reads the userinfo endpoint.
+        } else if reads_userinfo(&self.config) {
             let access = tokens
                 .access_token
                 .as_deref()
@@ -682,17 +681,24 @@ impl OidcProvider {
     }
 }
 
+/// Keycloak's `get_info_from_access_token`: claims from the verified access-token JWT.
+fn reads_access_token(c: &OidcProviderConfig) -> bool {
+    c.preset == Preset::Keycloak && c.get_info_from_access_token
+}
+
+/// Claims from the userinfo endpoint: `user_info_from_id_token: false`, or Keycloak with
+/// `get_info_from_access_token: false`.
+fn reads_userinfo(c: &OidcProviderConfig) -> bool {
+    !reads_access_token(c) && (!c.user_info_from_id_token || c.preset == Preset::Keycloak)
+}
+
 /// Metadata from the settings alone, when they are enough for a login: `issuer`, the
 /// authorization and token endpoints, `jwks_uri` when signatures are verified, and
 /// `userinfo_url` when the claims come from the userinfo endpoint.
 fn configured_metadata(c: &OidcProviderConfig) -> Option<Metadata> {
     let e = &c.endpoints;
-    let needs_userinfo = match c.preset {
-        Preset::Keycloak => !c.get_info_from_access_token,
-        _ => !c.user_info_from_id_token,
-    };
     let jwks_ok = e.jwks_uri.is_some() || !c.verify_token_signature;
-    let userinfo_ok = e.userinfo_url.is_some() || !needs_userinfo;
+    let userinfo_ok = e.userinfo_url.is_some() || !reads_userinfo(c);
     if !(jwks_ok && userinfo_ok) {
         return None;
     }
